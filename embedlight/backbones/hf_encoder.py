@@ -1,0 +1,93 @@
+"""Bidirectional transformer encoders from Hugging Face (BERT, RoBERTa, XLM-R, MiniLM, ...)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from embedlight.backbones.resolve import resolve_pretrained
+from embedlight.registry import register
+
+log = logging.getLogger(__name__)
+
+DTYPES = {None: None, "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def torch_dtype(name: str | None) -> torch.dtype | None:
+    """Parse a dtype name from config (``bf16``, ``float32``, ...)."""
+    if name not in DTYPES:
+        raise ValueError(f"backbone.dtype must be one of {sorted(k for k in DTYPES if k)}, got {name!r}")
+    return DTYPES[name]
+
+
+@register("backbone", "hf_encoder")
+class HFEncoder(nn.Module):
+    """Any ``transformers.AutoModel`` encoder, loaded from a hub id, a local folder or a bundled name.
+
+    Args:
+        pretrained: Hub id, local folder, or a bundled short name (``all-MiniLM-L6-v2``, ``minilm``).
+        random_init: Build the architecture from its config with fresh weights (for smoke tests or
+            pretraining from scratch); the tokenizer still comes from ``pretrained``.
+        config_overrides: Config fields to change before building (``{num_hidden_layers: 2}``).
+        tokenizer: Tokenizer source if it differs from ``pretrained``.
+        gradient_checkpointing: Recompute activations in backward to save memory.
+        dtype: Weight dtype (``null`` keeps the checkpoint's, ``bf16``, ``float32``).
+        attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
+        trust_remote_code: Run model code shipped with the checkpoint. Off by default: only enable it
+            for checkpoints you trust.
+    """
+
+    append_eos = False  # encoders end inputs with their own [SEP]
+
+    def __init__(
+        self,
+        pretrained: str = "all-MiniLM-L6-v2",  # hub id, folder, or bundled short name
+        random_init: bool = False,  # fresh weights of the same architecture
+        config_overrides: dict[str, Any] | None = None,  # e.g. {num_hidden_layers: 2}
+        tokenizer: str | None = None,  # defaults to `pretrained`
+        gradient_checkpointing: bool = False,  # trade compute for memory
+        dtype: str | None = None,  # null | float32 | bf16 | fp16
+        attn_implementation: str | None = "sdpa",  # sdpa | eager | flash_attention_2
+        trust_remote_code: bool = False,  # never on by default
+    ) -> None:
+        super().__init__()
+        self.pretrained = pretrained
+        path = resolve_pretrained(pretrained)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust_remote_code
+        )
+        self.model = self._load(path, random_init, dict(config_overrides or {}), torch_dtype(dtype),
+                                attn_implementation, trust_remote_code)
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.hidden_size: int = int(self.model.config.hidden_size)
+
+    def _load(self, path: str, random_init: bool, overrides: dict[str, Any], dtype: torch.dtype | None,
+              attn: str | None, trust: bool) -> nn.Module:
+        kwargs: dict[str, Any] = {"trust_remote_code": trust}
+        if attn:
+            kwargs["attn_implementation"] = attn
+        if random_init:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust, **overrides)
+            log.info("backbone: random init of %s (%s)", config.model_type, overrides or "no overrides")
+            model = AutoModel.from_config(config, **kwargs)
+            return model.to(dtype) if dtype else model
+        if overrides:
+            kwargs.update(overrides)
+        log.info("backbone: loading %s from %s", self.pretrained, path)
+        return AutoModel.from_pretrained(path, dtype=dtype, use_safetensors=None, **kwargs)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
+        """Return the last hidden states, (B, L, H)."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state  # (B, L, H)
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write the model (safetensors) and tokenizer to ``directory``."""
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)

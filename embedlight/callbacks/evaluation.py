@@ -1,0 +1,82 @@
+"""Evaluate before training (baseline) and after, and write ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from embedlight.evaluation import Evaluator, run_evaluators
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationCallback(L.Callback):
+    """Runs evaluators on the module's ``embedder`` on global rank 0.
+
+    Args:
+        evaluators: Retrieval / STS / ... evaluators, as objects or as Hydra configs (a list or a
+            ``{name: config}`` mapping). Configs are instantiated at fit start, after the datamodule's
+            ``prepare_data`` has built any data they read.
+        output_path: Where ``{"before": ..., "after": ...}`` is written (atomically).
+        before: Evaluate at fit start (skipped when resuming: the baseline is in the checkpoint).
+        after: Evaluate when training ends.
+    """
+
+    def __init__(self, evaluators: Sequence[Any] | Mapping[str, Any] | None = None, output_path: str | None = None,
+                 before: bool = True, after: bool = True) -> None:
+        if isinstance(evaluators, Mapping):
+            evaluators = [v for v in evaluators.values() if v is not None]
+        self._specs = list(evaluators or [])
+        self._evaluators: list[Evaluator] | None = None
+        self.output_path = output_path
+        self.before = before
+        self.after = after
+        self.results: dict[str, dict[str, float]] = {}
+
+    @property
+    def evaluators(self) -> list[Evaluator]:
+        """The evaluator objects (configs are instantiated on first access)."""
+        if self._evaluators is None:
+            self._evaluators = [instantiate(s) if isinstance(s, (Mapping, DictConfig)) else s for s in self._specs]
+        return self._evaluators
+
+    def _run(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: str) -> None:
+        if trainer.is_global_zero and self._specs:
+            log.info("evaluation (%s training)", phase)
+            self.results[phase] = run_evaluators(self.evaluators, pl_module.embedder)
+            for logger in trainer.loggers:
+                logger.log_metrics({f"eval_{phase}/{k}": v for k, v in self.results[phase].items()},
+                                   step=trainer.global_step)
+            self.write()
+        trainer.strategy.barrier("evaluation")
+
+    def write(self) -> None:
+        """Write the results gathered so far to ``output_path``."""
+        if not self.output_path:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self.output_path)), exist_ok=True)
+        tmp = self.output_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.results, fh, indent=2)
+        os.replace(tmp, self.output_path)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.before and "before" not in self.results:
+            self._run(trainer, pl_module, "before")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.after:
+            self._run(trainer, pl_module, "after")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"results": self.results}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.results = dict(state_dict.get("results", {}))

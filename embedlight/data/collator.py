@@ -1,0 +1,84 @@
+"""Collator: instructions applied, texts tokenised with dynamic padding, batch tensors built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from embedlight.data.instructions import render, resolve_template
+from embedlight.data.jsonl import PAIRS
+from embedlight.data.mixture import Source
+from embedlight.data.tokenize import tokenize
+
+
+class ContrastiveCollator:
+    """Turns rows from :class:`~embedlight.data.mixture.MixtureDataset` into model inputs.
+
+    Triplet batches give ``query`` (B rows) and ``docs`` (B*G rows, positive first per group);
+    scored-pair batches give ``query`` (text1), ``docs`` (text2) and ``labels`` (B,).
+
+    Args:
+        tokenizer: The backbone's tokenizer.
+        sources: The sources (instruction settings per source).
+        query_max_len: Token limit for queries (instruction included).
+        passage_max_len: Token limit for documents.
+        append_eos: Append [EOS] to every text (decoder embedders).
+        pad_to_multiple_of: Round padded lengths up.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        sources: Sequence[Source],
+        query_max_len: int = 64,
+        passage_max_len: int = 256,
+        append_eos: bool = False,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.sources = list(sources)
+        self.query_max_len = query_max_len
+        self.passage_max_len = passage_max_len
+        self.append_eos = append_eos
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self._templates = [
+            (resolve_template(s.query_instruction, "query"), resolve_template(s.doc_instruction, "document"))
+            for s in self.sources
+        ]
+
+    def query_instruction(self, source_idx: int, prompt: str | None) -> str:
+        """Instruction prefix for a query of ``source_idx``; a row ``prompt`` overrides a non-empty template."""
+        source = self.sources[source_idx]
+        template = self._templates[source_idx][0]
+        row_prompt = prompt if (source.use_row_prompt and template) else None
+        return render(template, source.instruction_fields, row_prompt)
+
+    def doc_instruction(self, source_idx: int) -> str:
+        """Instruction prefix for documents of ``source_idx`` (empty by default: documents stay raw)."""
+        return render(self._templates[source_idx][1], self.sources[source_idx].instruction_fields)
+
+    def _tok(self, texts: list[str], instructions: list[str], max_len: int) -> dict[str, torch.Tensor]:
+        return tokenize(self.tokenizer, texts, instructions, max_len, self.append_eos, self.pad_to_multiple_of)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        src = rows[0]["source"]
+        source = self.sources[src]
+        if source.kind == PAIRS:
+            instr = [self.query_instruction(r["source"], None) for r in rows]
+            return {
+                "query": self._tok([r["text1"] for r in rows], instr, self.query_max_len),
+                "docs": self._tok([r["text2"] for r in rows], instr, self.query_max_len),
+                "labels": torch.tensor([r["score"] for r in rows], dtype=torch.float),  # (B,)
+                "in_batch_negatives": source.in_batch_negatives,
+            }
+        q_instr = [self.query_instruction(r["source"], r.get("prompt")) for r in rows]
+        docs = [d for r in rows for d in r["docs"]]
+        d_instr = [self.doc_instruction(r["source"]) for r in rows for _ in r["docs"]]
+        return {
+            "query": self._tok([r["query"] for r in rows], q_instr, self.query_max_len),
+            "docs": self._tok(docs, d_instr, self.passage_max_len),
+            "in_batch_negatives": source.in_batch_negatives,
+        }

@@ -1,0 +1,189 @@
+"""LightningDataModule for contrastive fine-tuning on a mixture of JSONL sources."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import datasets
+import lightning as L
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from embedlight.data.collator import ContrastiveCollator
+from embedlight.data.jsonl import PAIRS, TRIPLET, read_jsonl, sniff_kind
+from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
+
+log = logging.getLogger(__name__)
+
+
+def _generate(path: str, kind: str, mtime: float, size: int):  # mtime/size key the Arrow cache
+    yield from read_jsonl(path, kind)
+
+
+def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.Dataset, str]:
+    """Read and validate JSONL files into one Arrow-backed ``datasets.Dataset``.
+
+    Every file is validated row by row (a malformed row raises
+    :class:`~embedlight.data.jsonl.DataFormatError` naming file, line and field); the result is cached
+    by ``datasets`` and keyed on each file's path, size and modification time.
+    """
+    parts, kinds = [], set()
+    for path in files:
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        file_kind = kind or sniff_kind(path)
+        if file_kind not in (TRIPLET, PAIRS):
+            raise ValueError(f"{path}: contrastive training needs triplet or scored-pair rows, found {file_kind!r}")
+        kinds.add(file_kind)
+        stat = os.stat(path)
+        gen_kwargs = {"path": path, "kind": file_kind, "mtime": stat.st_mtime, "size": stat.st_size}
+        parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=gen_kwargs))
+    if len(kinds) > 1:
+        raise ValueError(f"files {list(files)} mix schemas {sorted(kinds)}; put them in separate sources")
+    rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    return rows, kinds.pop()
+
+
+class ContrastiveDataModule(L.LightningDataModule):
+    """Training data for the contrastive recipe.
+
+    Args:
+        tokenizer: The backbone's tokenizer (injected by the entry point).
+        train_files: Shorthand: JSONL files that each become a source with the default settings.
+            ``data.train_files=[my.jsonl]`` trains on your own data.
+        sources: ``{name: {files, weight, query_instruction, doc_instruction, instruction_fields,
+            in_batch_negatives, use_row_prompt, kind}}`` for mixtures; merged with ``train_files``.
+        batch_size: Queries per batch per device.
+        group_size: Documents per query: 1 positive + ``group_size - 1`` hard negatives.
+        query_max_len: Query token limit (instruction included).
+        passage_max_len: Document token limit.
+        query_instruction: Default query template for every source (``bge``, ``e5``, a literal, ...).
+        doc_instruction: Default document template ("" = raw documents).
+        instruction_fields: Default template fields (``{task: ..., domain: ...}``).
+        one_source_per_batch: Draw each batch from a single source.
+        num_workers: DataLoader worker processes.
+        seed: Seed of the epoch order and of negative sampling.
+        append_eos: Append [EOS] (set from the backbone by the entry point).
+        pad_to_multiple_of: Round padded lengths up.
+        prepare: Optional callable run once in ``prepare_data`` (e.g. building the demo dataset).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        train_files: Sequence[str] | None = None,
+        sources: Mapping[str, Mapping[str, Any]] | None = None,
+        batch_size: int = 32,
+        group_size: int = 8,  # 1 positive + 7 hard negatives, as FlagEmbedding
+        query_max_len: int = 64,
+        passage_max_len: int = 256,
+        query_instruction: str | None = None,  # template name (bge, e5, e5_mistral, instructor) or literal
+        doc_instruction: str | None = None,  # documents raw by default
+        instruction_fields: Mapping[str, str] | None = None,
+        one_source_per_batch: bool = False,
+        num_workers: int = 0,
+        seed: int = 42,
+        append_eos: bool = False,
+        pad_to_multiple_of: int | None = None,
+        prepare: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.specs = self._specs(train_files, sources)
+        self.batch_size = batch_size
+        self.group_size = group_size
+        self.query_max_len = query_max_len
+        self.passage_max_len = passage_max_len
+        self.defaults = {
+            "query_instruction": query_instruction,
+            "doc_instruction": doc_instruction,
+            "instruction_fields": dict(instruction_fields or {}),
+        }
+        self.one_source_per_batch = one_source_per_batch
+        self.num_workers = num_workers
+        self.seed = seed
+        self.append_eos = append_eos
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.prepare = prepare
+        self.sources: list[Source] = []
+        self.batch_sampler: MixtureBatchSampler | None = None
+
+    @staticmethod
+    def _specs(train_files: Sequence[str] | None, sources: Mapping[str, Mapping[str, Any]] | None) -> dict:
+        specs: dict[str, dict[str, Any]] = {str(k): dict(v) for k, v in (sources or {}).items()}
+        if isinstance(train_files, str):
+            train_files = [train_files]
+        for path in train_files or []:
+            name = os.path.splitext(os.path.basename(str(path)))[0]
+            while name in specs:
+                name += "_"
+            specs[name] = {"files": [str(path)]}
+        if not specs:
+            raise ValueError("no training data: set data.train_files=[file.jsonl] or data.sources")
+        for name, spec in specs.items():
+            files = spec.get("files")
+            if not files:
+                raise ValueError(f"data.sources.{name}: 'files' is empty")
+            spec["files"] = [files] if isinstance(files, str) else list(files)
+        return specs
+
+    def prepare_data(self) -> None:
+        """Run the configured preparation step (once, on the main process)."""
+        if self.prepare is not None:
+            self.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load and validate every source."""
+        if self.sources:
+            return
+        allowed = {"files", "weight", "query_instruction", "doc_instruction", "instruction_fields",
+                   "in_batch_negatives", "use_row_prompt", "kind"}
+        for name, spec in self.specs.items():
+            unknown = set(spec) - allowed
+            if unknown:
+                raise ValueError(f"data.sources.{name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+            rows, kind = load_rows(spec["files"], spec.get("kind"))
+            in_batch = spec.get("in_batch_negatives")
+            if in_batch is None:  # FlagEmbedding's convention: folders named *no_in_batch_neg*
+                in_batch = not any("no_in_batch_neg" in f for f in spec["files"])
+            fields = {**self.defaults["instruction_fields"], **dict(spec.get("instruction_fields") or {})}
+            source = Source(
+                name=name,
+                rows=rows,
+                kind=kind,
+                weight=float(spec.get("weight", 1.0)),
+                query_instruction=spec.get("query_instruction", self.defaults["query_instruction"]),
+                doc_instruction=spec.get("doc_instruction", self.defaults["doc_instruction"]),
+                instruction_fields=fields,
+                in_batch_negatives=bool(in_batch),
+                use_row_prompt=bool(spec.get("use_row_prompt", True)),
+            )
+            log.info("data: source %s: %d %s rows, weight %.2f", name, len(rows), kind, source.weight)
+            self.sources.append(source)
+
+    def collator(self) -> ContrastiveCollator:
+        """The collator for this data and tokenizer."""
+        if self.tokenizer is None:
+            raise RuntimeError("ContrastiveDataModule needs a tokenizer (the entry point injects the backbone's)")
+        return ContrastiveCollator(self.tokenizer, self.sources, self.query_max_len, self.passage_max_len,
+                                   self.append_eos, self.pad_to_multiple_of)
+
+    def train_dataloader(self) -> DataLoader:
+        """A DataLoader over the mixture; one shard of every epoch per data-parallel rank."""
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        self.batch_sampler = MixtureBatchSampler(self.sources, self.batch_size, self.one_source_per_batch,
+                                                 self.seed, drop_last=True, rank=rank, world_size=world)
+        if len(self.batch_sampler) == 0:
+            raise ValueError(f"no full batch: {sum(len(s) for s in self.sources)} rows for batch_size={self.batch_size}"
+                             f" x {world} device(s); lower data.batch_size")
+        return DataLoader(
+            MixtureDataset(self.sources, self.group_size, self.seed),
+            batch_sampler=self.batch_sampler,
+            collate_fn=self.collator(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,124 @@
+"""Reading and validating training JSONL files with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?}
+PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
+TEXT = "text"  # plain text for pretraining: {"text"}
+
+_PAIR_ALIASES = {"text1": ("text1", "sentence1"), "text2": ("text2", "sentence2"), "score": ("score", "label")}
+
+
+class DataFormatError(ValueError):
+    """A malformed input row; the message names the file, the line and the field."""
+
+    def __init__(self, path: str, line: int, field: str | None, problem: str) -> None:
+        where = f"{path}:{line}" + (f": field {field!r}" if field else "")
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.field = path, line, field
+
+
+def detect_kind(row: dict[str, Any]) -> str:
+    """Guess a row's schema from its keys."""
+    if "query" in row or "pos" in row:
+        return TRIPLET
+    if any(k in row for k in ("text1", "sentence1")):
+        return PAIRS
+    if "text" in row:
+        return TEXT
+    return TRIPLET
+
+
+def _str(path: str, line: int, row: dict[str, Any], field: str, optional: bool = False) -> str | None:
+    if field not in row or row[field] is None:
+        if optional:
+            return None
+        raise DataFormatError(path, line, field, "missing")
+    value = row[field]
+    if not isinstance(value, str):
+        raise DataFormatError(path, line, field, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _str_list(path: str, line: int, row: dict[str, Any], field: str, min_len: int) -> list[str]:
+    value = row.get(field, [] if min_len == 0 else None)
+    if value is None:
+        raise DataFormatError(path, line, field, "missing")
+    if isinstance(value, str):
+        raise DataFormatError(path, line, field, "expected a list of strings, got a string (wrap it in [...])")
+    if not isinstance(value, list):
+        raise DataFormatError(path, line, field, f"expected a list of strings, got {type(value).__name__}")
+    for j, item in enumerate(value):
+        if not isinstance(item, str):
+            raise DataFormatError(path, line, f"{field}[{j}]", f"expected a string, got {type(item).__name__}")
+    if len(value) < min_len:
+        raise DataFormatError(path, line, field, f"needs at least {min_len} item(s), got {len(value)}")
+    return value
+
+
+def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
+    """Check one parsed row against ``kind``'s schema and return it normalised."""
+    if not isinstance(row, dict):
+        raise DataFormatError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
+    if kind == TRIPLET:
+        return {
+            "query": _str(path, line, row, "query"),
+            "pos": _str_list(path, line, row, "pos", 1),
+            "neg": _str_list(path, line, row, "neg", 0),
+            "prompt": _str(path, line, row, "prompt", optional=True),
+            "type": _str(path, line, row, "type", optional=True),
+        }
+    if kind == PAIRS:
+        out: dict[str, Any] = {}
+        for field, aliases in _PAIR_ALIASES.items():
+            key = next((a for a in aliases if a in row), None)
+            if key is None:
+                raise DataFormatError(path, line, field, f"missing (also looked for {list(aliases[1:])})")
+            out[field] = row[key]
+        for field in ("text1", "text2"):
+            if not isinstance(out[field], str):
+                raise DataFormatError(path, line, field, f"expected a string, got {type(out[field]).__name__}")
+        if isinstance(out["score"], bool) or not isinstance(out["score"], (int, float)):
+            raise DataFormatError(path, line, "score", f"expected a number, got {out['score']!r}")
+        out["score"] = float(out["score"])
+        return out
+    if kind == TEXT:
+        return {"text": _str(path, line, row, "text")}
+    raise ValueError(f"unknown data kind {kind!r}; expected one of {TRIPLET}, {PAIRS}, {TEXT}")
+
+
+def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield validated rows of a JSONL file; the first row fixes ``kind`` when it is None."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"training file not found: {path}")
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})") from err
+            if kind is None:
+                kind = detect_kind(row) if isinstance(row, dict) else TRIPLET
+            yield validate_row(path, line_no, row, kind)
+
+
+def sniff_kind(path: str) -> str:
+    """Schema of a JSONL file, from its first non-empty row."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"training file not found: {path}")
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataFormatError(path, line_no, None, f"invalid JSON ({err.msg})") from err
+                return detect_kind(row) if isinstance(row, dict) else TRIPLET
+    raise DataFormatError(path, 1, None, "file is empty")

@@ -1,0 +1,192 @@
+"""Sources, their per-epoch mixture, and the batch sampler that draws from it.
+
+A batch is a list of keys ``(epoch, source, row)``; the dataset samples a row's positive and hard
+negatives with an RNG seeded by that key, so an epoch is a pure function of ``(seed, epoch)``: runs
+are reproducible and a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch.utils.data import Dataset, Sampler
+
+from embedlight.data.jsonl import PAIRS, TRIPLET
+
+Key = tuple[int, int, int]  # (epoch, source index, row index)
+
+
+@dataclass
+class Source:
+    """One training source: its rows and how to turn them into model inputs.
+
+    Attributes:
+        name: Source name (logs, errors).
+        rows: A sequence of validated rows (a ``datasets.Dataset`` or a list of dicts).
+        kind: ``triplet`` or ``pairs``.
+        weight: Sampling multiplier: the source contributes ``round(len(rows) * weight)`` rows per epoch.
+        query_instruction: Template for queries (name from ``instructions.TEMPLATES`` or literal).
+        doc_instruction: Template for documents ("" keeps documents raw).
+        instruction_fields: Values for template fields such as ``{task}`` or ``{domain}``.
+        in_batch_negatives: False for FlagEmbedding's ``no_in_batch_neg`` data.
+        use_row_prompt: Let a row's ``prompt`` field override the query instruction.
+    """
+
+    name: str
+    rows: Sequence[dict[str, Any]]
+    kind: str = TRIPLET
+    weight: float = 1.0
+    query_instruction: str | None = None
+    doc_instruction: str | None = None
+    instruction_fields: dict[str, str] = field(default_factory=dict)
+    in_batch_negatives: bool = True
+    use_row_prompt: bool = True
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _row_rng(seed: int, key: Key) -> random.Random:
+    return random.Random(hash((seed, *key)) & 0xFFFFFFFF)
+
+
+class MixtureDataset(Dataset):
+    """Map-style dataset over several sources, indexed by ``(epoch, source, row)`` keys.
+
+    For triplet rows it samples, per epoch, one positive and ``group_size - 1`` hard negatives
+    (with replacement when a row has fewer; from other rows' positives when it has none).
+    """
+
+    def __init__(self, sources: Sequence[Source], group_size: int = 8, seed: int = 42) -> None:
+        if group_size < 1:
+            raise ValueError(f"data.group_size must be >= 1 (1 positive + k negatives), got {group_size}")
+        self.sources = list(sources)
+        self.group_size = group_size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sources)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        epoch, src_idx, row_idx = key
+        source = self.sources[src_idx]
+        row = source.rows[row_idx]
+        if source.kind == PAIRS:
+            return {"source": src_idx, **row}
+        rng = _row_rng(self.seed, key)
+        pos = row["pos"][rng.randrange(len(row["pos"]))]
+        k = self.group_size - 1
+        negs: list[str] = list(row.get("neg") or [])
+        if k == 0:
+            chosen: list[str] = []
+        elif len(negs) >= k:
+            chosen = rng.sample(negs, k)
+        elif negs:
+            chosen = negs + [negs[rng.randrange(len(negs))] for _ in range(k - len(negs))]
+        else:  # no mined negatives: random positives of other rows of this source
+            chosen = []
+            while len(chosen) < k and len(source) > 1:
+                other = rng.randrange(len(source))
+                if other != row_idx:
+                    cand = source.rows[other]["pos"]
+                    chosen.append(cand[rng.randrange(len(cand))])
+            if len(chosen) < k:
+                raise ValueError(f"source {source.name!r}: cannot draw negatives from a single row")
+        return {"source": src_idx, "query": row["query"], "docs": [pos, *chosen], "prompt": row.get("prompt")}
+
+
+class MixtureBatchSampler(Sampler[list[Key]]):
+    """Per-epoch batches over a weighted mixture of sources.
+
+    Batches never mix schemas (triplets vs scored pairs) nor in-batch-negative settings; with
+    ``one_source_per_batch`` they never mix sources either (FlagEmbedding's ``same_dataset_within_batch``).
+    Under data parallelism each rank takes every ``world_size``-th batch of one global order, and the
+    count is truncated so that all ranks step together.
+
+    Args:
+        sources: The sources.
+        batch_size: Queries per batch per rank.
+        one_source_per_batch: Draw each batch from one source.
+        seed: Base seed; epoch ``e`` is a pure function of ``(seed, e)``.
+        drop_last: Drop a bucket's last incomplete batch (keeps shapes equal across ranks).
+        rank: This process's data-parallel rank.
+        world_size: Number of data-parallel ranks.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        batch_size: int,
+        one_source_per_batch: bool = False,
+        seed: int = 42,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.sources = list(sources)
+        self.batch_size = batch_size
+        self.one_source_per_batch = one_source_per_batch
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (called by Lightning before each epoch)."""
+        self.epoch = epoch
+
+    def skip_batches(self, n: int) -> None:
+        """Skip the first ``n`` batches of the next iteration (mid-epoch resume)."""
+        self._skip = n
+
+    def _bucket(self, idx: int) -> Any:
+        s = self.sources[idx]
+        return idx if self.one_source_per_batch else (s.kind, s.in_batch_negatives)
+
+    def global_batches(self, epoch: int) -> list[list[Key]]:
+        """All batches of ``epoch`` over every rank, in order."""
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        buckets: dict[Any, list[Key]] = {}
+        for s_idx, source in enumerate(self.sources):
+            n = len(source)
+            want = int(round(n * source.weight))
+            order: list[int] = []
+            while len(order) < want:  # weights > 1 repeat the source, each pass reshuffled
+                perm = list(range(n))
+                rng.shuffle(perm)
+                order.extend(perm)
+            buckets.setdefault(self._bucket(s_idx), []).extend((epoch, s_idx, r) for r in order[:want])
+        batches: list[list[Key]] = []
+        for keys in buckets.values():
+            rng.shuffle(keys)
+            for start in range(0, len(keys), self.batch_size):
+                chunk = keys[start : start + self.batch_size]
+                if len(chunk) == self.batch_size or not self.drop_last:
+                    batches.append(chunk)
+        rng.shuffle(batches)
+        usable = len(batches) - len(batches) % self.world_size
+        return batches[:usable]
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        skip, self._skip = self._skip, 0
+        mine = self.global_batches(self.epoch)[self.rank :: self.world_size]
+        yield from mine[skip:]
+
+    def __len__(self) -> int:
+        total = 0
+        per_bucket: dict[Any, int] = {}
+        for s_idx, source in enumerate(self.sources):
+            key = self._bucket(s_idx)
+            per_bucket[key] = per_bucket.get(key, 0) + int(round(len(source) * source.weight))
+        for n in per_bucket.values():
+            total += n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return total // self.world_size
+

@@ -1,0 +1,178 @@
+"""``Embedder(backbone, pooler, normalize)``: the text-to-vector model every recipe shares."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from embedlight.data.instructions import render, resolve_template
+from embedlight.data.tokenize import tokenize
+
+
+class Embedder(nn.Module):
+    """Composes a backbone and a pooler, optionally L2-normalising the result.
+
+    Args:
+        backbone: A registered backbone (hidden states + tokenizer).
+        pooler: A registered pooler; it is bound to the backbone's width here.
+        normalize: L2-normalise embeddings (cosine similarity).
+        query_instruction: Default query prefix at inference/export (template name or literal).
+        doc_instruction: Default document prefix ("" = raw).
+        instruction_fields: Fields for templates such as ``e5_mistral``'s ``{task}``.
+        max_length: Token limit at inference and in the sentence-transformers export.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        pooler: nn.Module,
+        normalize: bool = True,
+        query_instruction: str | None = None,
+        doc_instruction: str | None = None,
+        instruction_fields: Mapping[str, str] | None = None,
+        max_length: int = 512,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pooler = pooler.bind(backbone.hidden_size)
+        self.normalize = normalize
+        fields = dict(instruction_fields or {})
+        self.prompts = {
+            "query": render(resolve_template(query_instruction, "query"), fields),
+            "document": render(resolve_template(doc_instruction, "document"), fields),
+        }
+        self.max_length = max_length
+
+    @property
+    def tokenizer(self):
+        """The backbone's tokenizer."""
+        return self.backbone.tokenizer
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return self.pooler.out_dim
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Embed a tokenised batch (``input_ids``, ``attention_mask``, optional ``instruction_mask``) -> (B, D)."""
+        hidden = self.backbone(features["input_ids"], features["attention_mask"])  # (B, L, H)
+        emb = self.pooler(hidden, features["attention_mask"], features.get("instruction_mask"))  # (B, D)
+        return F.normalize(emb, dim=-1) if self.normalize else emb
+
+    @torch.no_grad()
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: str = "query",
+        instruction: str | None = None,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> torch.Tensor:
+        """Embed raw texts (the evaluation ``TextEncoder`` protocol).
+
+        Args:
+            texts: Texts to embed.
+            kind: ``query`` or ``document``: picks the default instruction.
+            instruction: Prefix override; None uses the default for ``kind``, "" none.
+            batch_size: Texts per forward pass (sorted by length to cut padding).
+            show_progress: Show a progress bar.
+
+        Returns:
+            (N, D) float32 embeddings on the CPU, in input order.
+        """
+        prefix = self.prompts.get(kind, "") if instruction is None else instruction
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = torch.empty(len(texts), self.dim)  # (N, D)
+        steps = range(0, len(order), batch_size)
+        for start in tqdm(steps, desc=f"encode {kind}", disable=not show_progress, leave=False):
+            idx = order[start : start + batch_size]
+            batch = tokenize(self.tokenizer, [texts[i] for i in idx], [prefix] * len(idx), self.max_length,
+                             getattr(self.backbone, "append_eos", False))
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, enabled=False):
+                out[idx] = self(batch).float().cpu()  # (b, D)
+        self.train(was_training)
+        return out
+
+    def export(self, directory: str, extra: Mapping[str, Any] | None = None) -> str:
+        """Write a folder loadable by ``transformers.AutoModel`` and ``sentence_transformers.SentenceTransformer``.
+
+        The backbone goes to the root (safetensors + tokenizer); sentence-transformers' module files
+        reproduce this pooler, projection head, normalisation and the default prompts.
+
+        Returns:
+            ``directory``.
+        """
+        os.makedirs(directory, exist_ok=True)
+        self.backbone.save_pretrained(directory)
+        mode = getattr(self.pooler, "st_pooling_mode", None)
+        if mode is None:
+            raise ValueError(f"{type(self.pooler).__name__} has no sentence-transformers pooling mode to export")
+        hidden = self.backbone.hidden_size
+        modules: list[dict[str, Any]] = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        _write_json(os.path.join(directory, "1_Pooling", "config.json"), {
+            "word_embedding_dimension": hidden,
+            "pooling_mode_cls_token": mode == "cls",
+            "pooling_mode_mean_tokens": mode == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": mode == "weightedmean",
+            "pooling_mode_lasttoken": mode == "lasttoken",
+            "include_prompt": not self.pooler.exclude_instruction,
+        })
+        linears = [m for m in self.pooler.head.modules() if isinstance(m, nn.Linear)]
+        for j, layer in enumerate(linears):
+            last = j == len(linears) - 1
+            idx = len(modules)
+            path = f"{idx}_Dense"
+            act = "torch.nn.modules.linear.Identity" if last else "torch.nn.modules.activation.GELU"
+            _write_json(os.path.join(directory, path, "config.json"), {
+                "in_features": layer.in_features, "out_features": layer.out_features,
+                "bias": layer.bias is not None, "activation_function": act,
+            })
+            tensors = {"linear.weight": layer.weight.detach().float().contiguous().cpu()}
+            if layer.bias is not None:
+                tensors["linear.bias"] = layer.bias.detach().float().contiguous().cpu()
+            save_file(tensors, os.path.join(directory, path, "model.safetensors"))
+            modules.append({"idx": idx, "name": str(idx), "path": path, "type": "sentence_transformers.models.Dense"})
+        if self.normalize:
+            idx = len(modules)
+            os.makedirs(os.path.join(directory, f"{idx}_Normalize"), exist_ok=True)
+            modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        _write_json(os.path.join(directory, "modules.json"), modules)
+        _write_json(os.path.join(directory, "sentence_bert_config.json"),
+                    {"max_seq_length": self.max_length, "do_lower_case": False})
+        _write_json(os.path.join(directory, "config_sentence_transformers.json"), {
+            "prompts": self.prompts, "default_prompt_name": None, "similarity_fn_name": "cosine",
+        })
+        _write_json(os.path.join(directory, "embedlight.json"), {
+            "pooler": type(self.pooler).__name__, "pooling_mode": mode, "normalize": self.normalize,
+            "exclude_instruction": self.pooler.exclude_instruction, "prompts": self.prompts,
+            "append_eos": bool(getattr(self.backbone, "append_eos", False)), "max_length": self.max_length,
+            **dict(extra or {}),
+        })
+        return directory
+
+
+def _write_json(path: str, obj: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
