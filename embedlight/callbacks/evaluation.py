@@ -31,8 +31,8 @@ class EvaluationCallback(L.Callback):
 
     def __init__(self, evaluators: Sequence[Any] | Mapping[str, Any] | None = None, output_path: str | None = None,
                  before: bool = True, after: bool = True) -> None:
-        if isinstance(evaluators, Mapping):
-            evaluators = [v for v in evaluators.values() if v is not None]
+        if isinstance(evaluators, Mapping):  # {name: config}: the key names the evaluator unless it has a name
+            evaluators = [_named(k, v) for k, v in evaluators.items() if v is not None]
         self._specs = list(evaluators or [])
         self._evaluators: list[Evaluator] | None = None
         self.output_path = output_path
@@ -80,3 +80,9 @@ class EvaluationCallback(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.results = dict(state_dict.get("results", {}))
+
+
+def _named(key: str, spec: Any) -> Any:
+    if isinstance(spec, (Mapping, DictConfig)) and spec.get("name") is None:
+        spec = {**dict(spec), "name": key}
+    return spec

@@ -19,11 +19,13 @@ class ExactResume(L.Callback):
     def __init__(self) -> None:
         self._pending_rng: dict[str, Any] | None = None
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # runs after the checkpoint restored the loops and before the epoch's iterator is created
         loop = trainer.fit_loop.epoch_loop
-        if not loop.restarting:
+        if not (trainer.fit_loop.restarting or loop.restarting):
             return
-        done = loop.batch_progress.current.completed
+        # a checkpoint is written in on_train_batch_end: `processed` counts the batches already trained on
+        done = loop.batch_progress.current.processed
         dl = trainer.train_dataloader
         sampler = getattr(dl, "batch_sampler", None)
         if done and hasattr(sampler, "skip_batches"):

@@ -179,6 +179,7 @@ def _dedupe(articles: list[Article]) -> list[Article]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` as UTF-8 JSONL atomically (temporary file + rename)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
@@ -187,6 +188,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _expected_files(out: Path) -> list[Path]:
+    """Files that must all exist for a previous build to be reused."""
     return [
         out / "train.jsonl",
         out / "test" / "corpus.jsonl",

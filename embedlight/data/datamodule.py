@@ -9,11 +9,12 @@ from typing import Any
 
 import datasets
 import lightning as L
+from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
-from embedlight.data.jsonl import PAIRS, TRIPLET, read_jsonl, sniff_kind
+from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,12 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
         kinds.add(file_kind)
         stat = os.stat(path)
         gen_kwargs = {"path": path, "kind": file_kind, "mtime": stat.st_mtime, "size": stat.st_size}
-        parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=gen_kwargs))
+        try:
+            parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=gen_kwargs))
+        except DatasetGenerationError as err:  # surface our own file:line:field message
+            if isinstance(err.__cause__, (DataFormatError, FileNotFoundError)):
+                raise err.__cause__ from None
+            raise
     if len(kinds) > 1:
         raise ValueError(f"files {list(files)} mix schemas {sorted(kinds)}; put them in separate sources")
     rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)

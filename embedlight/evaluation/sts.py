@@ -28,6 +28,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -119,14 +120,15 @@ def spearman(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> float:
     return float(rx @ ry) / denom
 
 
-def _open_text(path: str):
-    """Open a text file, transparently decompressing ``.gz``."""
+def _open_text(path: str) -> TextIO:
+    """Open a UTF-8 text file for reading, transparently decompressing ``.gz``."""
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 
 def _parse_float(raw: object, where: str, field: str) -> float:
+    """Parse a finite float, raising ValueError that names ``where`` (file:line) and ``field``."""
     if isinstance(raw, bool):
         raise ValueError(f"{where}: field {field!r} must be a number, got {raw!r}")
     try:
@@ -250,6 +252,7 @@ def _load_semeval(path: str, subset: str | None) -> STSData:
 
 
 def _resolve_format(path: str, format: str) -> str:
+    """Validate ``format`` and resolve ``"auto"`` from the path (directory, extension)."""
     if format not in _FORMATS:
         raise ValueError(f"Unknown STS format {format!r}; expected one of {_FORMATS}")
     if format != "auto":
@@ -299,6 +302,7 @@ def load_sts(path: str, split: str | None = None, format: str = "auto") -> STSDa
 
 
 def _default_name(path: str, split: str | None) -> str:
+    """Metric prefix from the path's basename without extensions, plus ``-{split}``."""
     base = os.path.basename(os.path.normpath(path))
     for ext in (".gz", ".tsv", ".jsonl", ".json", ".csv", ".txt"):
         if base.lower().endswith(ext):

@@ -14,7 +14,10 @@ from embedlight.evaluation import Evaluator, RetrievalEvaluator, TextEncoder, ru
 from embedlight.evaluation import retrieval as retrieval_mod
 from embedlight.evaluation.retrieval import compute_retrieval_metrics, load_beir, read_qrels
 
-SHARED_DBPEDIA = "/work/shared/data/retrieval_dbpedia_subset"
+SHARED = os.environ.get(
+    "EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
+)
+SHARED_DBPEDIA = os.path.join(SHARED, "retrieval_dbpedia_subset")
 
 
 class LookupEncoder:

@@ -13,8 +13,11 @@ import torch
 from embedlight.evaluation import STSEvaluator
 from embedlight.evaluation.sts import average_ranks, load_sts, spearman
 
-STSB = "/work/shared/data/stsb_en/stsbenchmark.tsv.gz"
-SEMEVAL = "/work/shared/data/sts12_16_en"
+SHARED = os.environ.get(
+    "EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
+)
+STSB = os.path.join(SHARED, "stsb_en", "stsbenchmark.tsv.gz")
+SEMEVAL = os.path.join(SHARED, "sts12_16_en")
 
 
 class LookupEncoder:

@@ -1,0 +1,83 @@
+"""Per-epoch mixture sampling: weights, homogeneous batches, determinism, sharding, skipping."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from embedlight.data.jsonl import PAIRS
+from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
+
+
+def _triplets(n, tag, negs=3):
+    return [{"query": f"{tag}q{i}", "pos": [f"{tag}p{i}"], "neg": [f"{tag}n{i}_{j}" for j in range(negs)]} for i in range(n)]
+
+
+def _sources():
+    return [
+        Source("a", _triplets(40, "a"), weight=1.0),
+        Source("b", _triplets(20, "b"), weight=2.0),
+        Source("c", [{"text1": "x", "text2": "y", "score": 1.0}] * 16, kind=PAIRS),
+        Source("d", _triplets(16, "d"), in_batch_negatives=False),
+    ]
+
+
+def test_weights_count_rows_per_epoch():
+    sampler = MixtureBatchSampler(_sources(), batch_size=4, drop_last=False)
+    counts = Counter(key[1] for batch in sampler for key in batch)
+    assert counts == {0: 40, 1: 40, 2: 16, 3: 16}  # b: 20 rows x weight 2
+
+
+def test_batches_never_mix_schema_or_in_batch_setting():
+    sources = _sources()
+    for batch in MixtureBatchSampler(sources, batch_size=4):
+        kinds = {(sources[k[1]].kind, sources[k[1]].in_batch_negatives) for k in batch}
+        assert len(kinds) == 1
+
+
+def test_one_source_per_batch():
+    for batch in MixtureBatchSampler(_sources(), batch_size=4, one_source_per_batch=True):
+        assert len({k[1] for k in batch}) == 1
+
+
+def test_epoch_is_deterministic_and_epochs_differ():
+    s1, s2 = MixtureBatchSampler(_sources(), 4, seed=7), MixtureBatchSampler(_sources(), 4, seed=7)
+    assert list(s1) == list(s2)
+    s2.set_epoch(1)
+    assert list(s1) != list(s2)
+
+
+def test_ranks_partition_the_epoch_evenly():
+    full = MixtureBatchSampler(_sources(), 4, world_size=1).global_batches(0)
+    shards = [list(MixtureBatchSampler(_sources(), 4, rank=r, world_size=3)) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    assert sum(len(s) for s in shards) == len(full) - len(full) % 3
+    assert len(shards[0]) == len(MixtureBatchSampler(_sources(), 4, world_size=3))
+
+
+def test_skip_batches_resumes_mid_epoch():
+    sampler = MixtureBatchSampler(_sources(), 4)
+    full = list(sampler)
+    sampler.skip_batches(5)
+    assert list(sampler) == full[5:]
+    assert list(sampler) == full  # skipping applies once
+
+
+def test_dataset_group_sampling():
+    src = [Source("a", _triplets(5, "a", negs=10)), Source("few", _triplets(5, "f", negs=1)), Source("none", _triplets(5, "z", negs=0))]
+    ds = MixtureDataset(src, group_size=4, seed=1)
+    row = ds[(0, 0, 2)]
+    assert row["docs"][0] == "ap2" and len(row["docs"]) == 4 and len(set(row["docs"][1:])) == 3
+    assert ds[(0, 0, 2)] == row  # deterministic per key
+    assert ds[(1, 0, 2)]["docs"] != row["docs"]  # resampled next epoch
+    assert ds[(0, 1, 0)]["docs"][1:] == ["fn0_0"] * 3  # too few: repeated
+    none = ds[(0, 2, 0)]["docs"]
+    assert len(none) == 4 and "zp0" == none[0] and all(d.startswith("zp") and d != "zp0" for d in none[1:])
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError, match="group_size"):
+        MixtureDataset([], group_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        MixtureBatchSampler([], batch_size=0)

@@ -1,0 +1,93 @@
+"""End to end on a tiny model: fit, metrics, export (transformers + sentence-transformers), exact resume."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+import torch
+
+from embedlight.data import DataFormatError
+from embedlight.train import build, run
+from tests.helpers import compose_cfg, tiny_overrides
+
+
+def test_fit_writes_metrics_checkpoint_and_export(tiny_bert, tmp_path):
+    result = run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path))))
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"before", "after"}
+    assert 0.0 <= metrics["after"]["tiny/ndcg@10"] <= 1.0
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    assert (out / "export" / "model.safetensors").exists()
+    assert result["export"] == str(out / "export")
+    logs = glob.glob(str(out / "logs" / "*" / "metrics.csv"))
+    assert logs and "train/loss" in open(logs[0]).read()
+
+
+@pytest.mark.parametrize(
+    "pooler_overrides",
+    [
+        ["pooler=mean"],
+        ["pooler=mean", "pooler.exclude_instruction=true", "embedder.query_instruction=e5", "embedder.doc_instruction=e5"],
+        ["pooler=cls", "pooler.projection=linear", "pooler.projection_dim=16"],
+        ["pooler=weighted_mean", "pooler.projection=mlp"],
+        ["pooler=last_token", "embedder.normalize=false"],
+    ],
+    ids=["mean", "mean-instructor", "cls-linear", "wmean-mlp", "last-raw"],
+)
+def test_export_matches_in_sentence_transformers_and_automodel(tiny_bert, tmp_path, pooler_overrides):
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
+
+    cfg = compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), extra=pooler_overrides))
+    module, _ = build(cfg)
+    emb = module.embedder
+    with torch.no_grad():  # perturb the head so that an identity-like head would not pass by luck
+        for p in emb.pooler.head.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    export = emb.export(str(tmp_path / "export"))
+    texts = ["the cat is big", "a small green bird", "news"]
+    st = SentenceTransformer(export, device="cpu")
+    for kind, prompt_name in (("query", "query"), ("document", "document")):
+        ours = emb.encode(texts, kind=kind)
+        theirs = st.encode(texts, prompt_name=prompt_name, convert_to_tensor=True).cpu()
+        torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    hf = AutoModel.from_pretrained(export).eval()
+    batch = emb.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        emb.eval()
+        ref = emb.backbone(batch["input_ids"], batch["attention_mask"])
+        torch.testing.assert_close(hf(**batch).last_hidden_state, ref)
+
+
+def test_resume_is_exact(tiny_bert, tmp_path):
+    """4 steps straight == 2 steps, crash, resume, 2 more (same weights, dropout on)."""
+    every = ["callbacks.checkpoint.every_n_train_steps=2", "callbacks.checkpoint.save_top_k=-1",
+             "callbacks.evaluation=null"]
+    a = tmp_path / "a"
+    run(compose_cfg(tiny_overrides(tiny_bert, str(a), steps=4, extra=every)))
+    step2 = glob.glob(str(a / "out" / "checkpoints" / "*step=2.ckpt"))
+    assert step2, os.listdir(a / "out" / "checkpoints")
+    b = tmp_path / "b"
+    os.makedirs(b / "out" / "checkpoints")
+    import shutil
+
+    shutil.copy(step2[0], b / "out" / "checkpoints" / "last.ckpt")
+    run(compose_cfg(tiny_overrides(tiny_bert, str(b), steps=4, extra=[*every, "resume=auto"])))
+    sa = torch.load(a / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    sb = torch.load(b / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert sa["global_step"] == sb["global_step"] == 4
+    for k, v in sa["state_dict"].items():
+        torch.testing.assert_close(sb["state_dict"][k], v, msg=f"{k} differs after resume")
+
+
+def test_malformed_training_file_names_line_and_field(tiny_bert, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "a", "pos": ["b"]}\n{"query": "a", "pos": "b"}\n')
+    overrides = tiny_overrides(tiny_bert, str(tmp_path))
+    overrides = [o for o in overrides if not o.startswith("data.train_files")] + [f"data.train_files=[{bad}]"]
+    with pytest.raises(DataFormatError, match=r"bad.jsonl:2: field 'pos'"):
+        run(compose_cfg(overrides))
