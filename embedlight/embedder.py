@@ -98,8 +98,13 @@ class Embedder(nn.Module):
         steps = range(0, len(order), batch_size)
         for start in tqdm(steps, desc=f"encode {kind}", disable=not show_progress, leave=False):
             idx = order[start : start + batch_size]
-            batch = tokenize(self.tokenizer, [texts[i] for i in idx], [prefix] * len(idx), self.max_length,
-                             getattr(self.backbone, "append_eos", False))
+            batch = tokenize(
+                self.tokenizer,
+                [texts[i] for i in idx],
+                [prefix] * len(idx),
+                self.max_length,
+                getattr(self.backbone, "append_eos", False),
+            )
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, enabled=False):
                 out[idx] = self(batch).float().cpu()  # (b, D)
@@ -119,54 +124,86 @@ class Embedder(nn.Module):
         self.backbone.save_pretrained(directory)
         mode = getattr(self.pooler, "st_pooling_mode", None)
         if mode is None:
-            raise ValueError(f"{type(self.pooler).__name__} has no sentence-transformers pooling mode to export")
+            raise ValueError(
+                f"{type(self.pooler).__name__} has no sentence-transformers pooling mode to export"
+            )
         hidden = self.backbone.hidden_size
         modules: list[dict[str, Any]] = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
-        _write_json(os.path.join(directory, "1_Pooling", "config.json"), {
-            "word_embedding_dimension": hidden,
-            "pooling_mode_cls_token": mode == "cls",
-            "pooling_mode_mean_tokens": mode == "mean",
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
-            "pooling_mode_weightedmean_tokens": mode == "weightedmean",
-            "pooling_mode_lasttoken": mode == "lasttoken",
-            "include_prompt": not self.pooler.exclude_instruction,
-        })
+        _write_json(
+            os.path.join(directory, "1_Pooling", "config.json"),
+            {
+                "word_embedding_dimension": hidden,
+                "pooling_mode_cls_token": mode == "cls",
+                "pooling_mode_mean_tokens": mode == "mean",
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+                "pooling_mode_weightedmean_tokens": mode == "weightedmean",
+                "pooling_mode_lasttoken": mode == "lasttoken",
+                "include_prompt": not self.pooler.exclude_instruction,
+            },
+        )
         linears = [m for m in self.pooler.head.modules() if isinstance(m, nn.Linear)]
         for j, layer in enumerate(linears):
             last = j == len(linears) - 1
             idx = len(modules)
             path = f"{idx}_Dense"
             act = "torch.nn.modules.linear.Identity" if last else "torch.nn.modules.activation.GELU"
-            _write_json(os.path.join(directory, path, "config.json"), {
-                "in_features": layer.in_features, "out_features": layer.out_features,
-                "bias": layer.bias is not None, "activation_function": act,
-            })
+            _write_json(
+                os.path.join(directory, path, "config.json"),
+                {
+                    "in_features": layer.in_features,
+                    "out_features": layer.out_features,
+                    "bias": layer.bias is not None,
+                    "activation_function": act,
+                },
+            )
             tensors = {"linear.weight": layer.weight.detach().float().contiguous().cpu()}
             if layer.bias is not None:
                 tensors["linear.bias"] = layer.bias.detach().float().contiguous().cpu()
             save_file(tensors, os.path.join(directory, path, "model.safetensors"))
-            modules.append({"idx": idx, "name": str(idx), "path": path, "type": "sentence_transformers.models.Dense"})
+            modules.append(
+                {"idx": idx, "name": str(idx), "path": path, "type": "sentence_transformers.models.Dense"}
+            )
         if self.normalize:
             idx = len(modules)
             os.makedirs(os.path.join(directory, f"{idx}_Normalize"), exist_ok=True)
-            modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Normalize",
-                            "type": "sentence_transformers.models.Normalize"})
+            modules.append(
+                {
+                    "idx": idx,
+                    "name": str(idx),
+                    "path": f"{idx}_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                }
+            )
         _write_json(os.path.join(directory, "modules.json"), modules)
-        _write_json(os.path.join(directory, "sentence_bert_config.json"),
-                    {"max_seq_length": self.max_length, "do_lower_case": False})
-        _write_json(os.path.join(directory, "config_sentence_transformers.json"), {
-            "prompts": self.prompts, "default_prompt_name": None, "similarity_fn_name": "cosine",
-        })
-        _write_json(os.path.join(directory, "embedlight.json"), {
-            "pooler": type(self.pooler).__name__, "pooling_mode": mode, "normalize": self.normalize,
-            "exclude_instruction": self.pooler.exclude_instruction, "prompts": self.prompts,
-            "append_eos": bool(getattr(self.backbone, "append_eos", False)), "max_length": self.max_length,
-            **dict(extra or {}),
-        })
+        _write_json(
+            os.path.join(directory, "sentence_bert_config.json"),
+            {"max_seq_length": self.max_length, "do_lower_case": False},
+        )
+        _write_json(
+            os.path.join(directory, "config_sentence_transformers.json"),
+            {
+                "prompts": self.prompts,
+                "default_prompt_name": None,
+                "similarity_fn_name": "cosine",
+            },
+        )
+        _write_json(
+            os.path.join(directory, "embedlight.json"),
+            {
+                "pooler": type(self.pooler).__name__,
+                "pooling_mode": mode,
+                "normalize": self.normalize,
+                "exclude_instruction": self.pooler.exclude_instruction,
+                "prompts": self.prompts,
+                "append_eos": bool(getattr(self.backbone, "append_eos", False)),
+                "max_length": self.max_length,
+                **dict(extra or {}),
+            },
+        )
         return directory
 
 

@@ -19,8 +19,13 @@ def _has_wandb_key() -> bool:
         return False
 
 
-def wandb_logger(project: str = "embedlight", name: str | None = None, save_dir: str = ".",
-                 mode: str | None = None, **kwargs: Any):
+def wandb_logger(
+    project: str = "embedlight",
+    name: str | None = None,
+    save_dir: str = ".",
+    mode: str | None = None,
+    **kwargs: Any,
+):
     """A Lightning ``WandbLogger`` that runs offline when no API key is configured.
 
     Args:

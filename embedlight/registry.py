@@ -77,7 +77,9 @@ def register(group: str, name: str) -> Callable[[type[T]], type[T]]:
     def decorator(cls: type[T]) -> type[T]:
         existing = _REGISTRY[group].get(name)
         if existing is not None and existing is not cls:
-            raise ValueError(f"{group}/{name} is already registered by {existing.__module__}.{existing.__qualname__}")
+            raise ValueError(
+                f"{group}/{name} is already registered by {existing.__module__}.{existing.__qualname__}"
+            )
         _REGISTRY[group][name] = cls
         ConfigStore.instance().store(group=group, name=name, node=_default_node(cls))
         return cls

@@ -32,7 +32,9 @@ def _tokenizer(specials: list[str], template: str | None, **names: str) -> PreTr
     return PreTrainedTokenizerFast(tokenizer_object=tok, **names)
 
 
-def make_tiny_model(directory: str, arch: str = "bert", hidden: int = 32, layers: int = 2, seed: int = 0) -> str:
+def make_tiny_model(
+    directory: str, arch: str = "bert", hidden: int = 32, layers: int = 2, seed: int = 0
+) -> str:
     """Write a tiny random-init model plus tokenizer to ``directory`` and return it.
 
     Args:
@@ -45,18 +47,41 @@ def make_tiny_model(directory: str, arch: str = "bert", hidden: int = 32, layers
     os.makedirs(directory, exist_ok=True)
     torch.manual_seed(seed)
     if arch == "bert":
-        tok = _tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[CLS] $A [SEP]", pad_token="[PAD]",
-                         unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-        config = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                            num_attention_heads=2, intermediate_size=hidden * 2, max_position_embeddings=128,
-                            pad_token_id=tok.pad_token_id)
+        tok = _tokenizer(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+            "[CLS] $A [SEP]",
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+        )
+        config = BertConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=128,
+            pad_token_id=tok.pad_token_id,
+        )
         model = BertModel(config)
     elif arch == "llama":
-        tok = _tokenizer(["<unk>", "<s>", "</s>"], "<s> $A", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-        config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                             num_attention_heads=2, num_key_value_heads=1, intermediate_size=hidden * 2,
-                             max_position_embeddings=256, bos_token_id=tok.bos_token_id,
-                             eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+        tok = _tokenizer(
+            ["<unk>", "<s>", "</s>"], "<s> $A", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+        )
+        config = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            tie_word_embeddings=False,
+        )
         model = LlamaForCausalLM(config)
     else:
         raise ValueError(f"arch must be 'bert' or 'llama', got {arch!r}")

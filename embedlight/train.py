@@ -72,8 +72,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ExactResume())
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger,
-                                     plugins=[AtomicCheckpointIO()], use_distributed_sampler=False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("resume"), out))
     result: dict[str, Any] = {"output_dir": out, "metrics": {}, "export": None}
     evals = [c for c in callbacks if hasattr(c, "results")]

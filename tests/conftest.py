@@ -10,7 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-SHARED = os.environ.get("EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+SHARED = os.environ.get(
+    "EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+)
 
 
 @pytest.fixture(scope="session")

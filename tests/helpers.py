@@ -23,7 +23,7 @@ def write_triplets(path: str, n: int = 24, seed: int = 0) -> str:
 
     rng = random.Random(seed)
     with open(path, "w") as fh:
-        for i in range(n):
+        for _ in range(n):
             q = " ".join(rng.choice(WORDS) for _ in range(4))
             pos = q + " " + " ".join(rng.choice(WORDS) for _ in range(6))
             negs = [" ".join(rng.choice(WORDS) for _ in range(8)) for _ in range(3)]
@@ -37,8 +37,11 @@ def write_beir(folder: str, n: int = 12, seed: int = 1) -> str:
 
     rng = random.Random(seed)
     os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
-    with open(os.path.join(folder, "corpus.jsonl"), "w") as c, open(os.path.join(folder, "queries.jsonl"), "w") as q, \
-            open(os.path.join(folder, "qrels", "test.tsv"), "w") as r:
+    with (
+        open(os.path.join(folder, "corpus.jsonl"), "w") as c,
+        open(os.path.join(folder, "queries.jsonl"), "w") as q,
+        open(os.path.join(folder, "qrels", "test.tsv"), "w") as r,
+    ):
         r.write("query-id\tcorpus-id\tscore\n")
         for i in range(n):
             words = [rng.choice(WORDS) for _ in range(8)]

@@ -14,8 +14,15 @@ from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
-DTYPES = {None: None, "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    None: None,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def torch_dtype(name: str | None) -> torch.dtype | None:
@@ -61,14 +68,30 @@ class HFEncoder(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(
             resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust_remote_code
         )
-        self.model = self._load(path, random_init, dict(config_overrides or {}), torch_dtype(dtype),
-                                attn_implementation, trust_remote_code)
+        self.model = self._load(
+            path,
+            random_init,
+            dict(config_overrides or {}),
+            torch_dtype(dtype),
+            attn_implementation,
+            trust_remote_code,
+        )
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.hidden_size: int = int(self.model.config.hidden_size)
+        pooler = getattr(self.model, "pooler", None)
+        if isinstance(pooler, nn.Module):  # BERT's [CLS] dense+tanh head: unused by embedlight's poolers
+            pooler.requires_grad_(False)  # frozen, so DDP does not wait for its gradients
 
-    def _load(self, path: str, random_init: bool, overrides: dict[str, Any], dtype: torch.dtype | None,
-              attn: str | None, trust: bool) -> nn.Module:
+    def _load(
+        self,
+        path: str,
+        random_init: bool,
+        overrides: dict[str, Any],
+        dtype: torch.dtype | None,
+        attn: str | None,
+        trust: bool,
+    ) -> nn.Module:
         kwargs: dict[str, Any] = {"trust_remote_code": trust}
         if attn:
             kwargs["attn_implementation"] = attn

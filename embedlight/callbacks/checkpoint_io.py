@@ -13,7 +13,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes to ``<path>.tmp``, fsyncs, then renames over ``<path>``; loads with ``weights_only=True``."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str, storage_options: Any | None = None
+    ) -> None:
         path = str(path)
         if get_filesystem(path).protocol not in ("file", ("file", "local")) and "://" in path:
             return super().save_checkpoint(checkpoint, path, storage_options)
@@ -25,5 +27,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
-    def load_checkpoint(self, path: str, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+    def load_checkpoint(
+        self, path: str, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict:
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)

@@ -29,9 +29,16 @@ class EvaluationCallback(L.Callback):
         after: Evaluate when training ends.
     """
 
-    def __init__(self, evaluators: Sequence[Any] | Mapping[str, Any] | None = None, output_path: str | None = None,
-                 before: bool = True, after: bool = True) -> None:
-        if isinstance(evaluators, Mapping):  # {name: config}: the key names the evaluator unless it has a name
+    def __init__(
+        self,
+        evaluators: Sequence[Any] | Mapping[str, Any] | None = None,
+        output_path: str | None = None,
+        before: bool = True,
+        after: bool = True,
+    ) -> None:
+        if isinstance(
+            evaluators, Mapping
+        ):  # {name: config}: the key names the evaluator unless it has a name
             evaluators = [_named(k, v) for k, v in evaluators.items() if v is not None]
         self._specs = list(evaluators or [])
         self._evaluators: list[Evaluator] | None = None
@@ -44,7 +51,9 @@ class EvaluationCallback(L.Callback):
     def evaluators(self) -> list[Evaluator]:
         """The evaluator objects (configs are instantiated on first access)."""
         if self._evaluators is None:
-            self._evaluators = [instantiate(s) if isinstance(s, (Mapping, DictConfig)) else s for s in self._specs]
+            self._evaluators = [
+                instantiate(s) if isinstance(s, (Mapping, DictConfig)) else s for s in self._specs
+            ]
         return self._evaluators
 
     def _run(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: str) -> None:
@@ -52,8 +61,9 @@ class EvaluationCallback(L.Callback):
             log.info("evaluation (%s training)", phase)
             self.results[phase] = run_evaluators(self.evaluators, pl_module.embedder)
             for logger in trainer.loggers:
-                logger.log_metrics({f"eval_{phase}/{k}": v for k, v in self.results[phase].items()},
-                                   step=trainer.global_step)
+                logger.log_metrics(
+                    {f"eval_{phase}/{k}": v for k, v in self.results[phase].items()}, step=trainer.global_step
+                )
             self.write()
         trainer.strategy.barrier("evaluation")
 

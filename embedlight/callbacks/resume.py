@@ -31,8 +31,9 @@ class ExactResume(L.Callback):
         if done and hasattr(sampler, "skip_batches"):
             sampler.skip_batches(done)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._pending_rng is not None:
             torch.set_rng_state(self._pending_rng["cpu"])
             if "cuda" in self._pending_rng and torch.cuda.is_available():

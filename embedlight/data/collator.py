@@ -61,7 +61,9 @@ class ContrastiveCollator:
         return render(self._templates[source_idx][1], self.sources[source_idx].instruction_fields)
 
     def _tok(self, texts: list[str], instructions: list[str], max_len: int) -> dict[str, torch.Tensor]:
-        return tokenize(self.tokenizer, texts, instructions, max_len, self.append_eos, self.pad_to_multiple_of)
+        return tokenize(
+            self.tokenizer, texts, instructions, max_len, self.append_eos, self.pad_to_multiple_of
+        )
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         src = rows[0]["source"]

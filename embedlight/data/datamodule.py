@@ -36,7 +36,9 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
         path = os.path.abspath(os.path.expanduser(str(path)))
         file_kind = kind or sniff_kind(path)
         if file_kind not in (TRIPLET, PAIRS):
-            raise ValueError(f"{path}: contrastive training needs triplet or scored-pair rows, found {file_kind!r}")
+            raise ValueError(
+                f"{path}: contrastive training needs triplet or scored-pair rows, found {file_kind!r}"
+            )
         kinds.add(file_kind)
         stat = os.stat(path)
         gen_kwargs = {"path": path, "kind": file_kind, "mtime": stat.st_mtime, "size": stat.st_size}
@@ -144,12 +146,22 @@ class ContrastiveDataModule(L.LightningDataModule):
         """Load and validate every source."""
         if self.sources:
             return
-        allowed = {"files", "weight", "query_instruction", "doc_instruction", "instruction_fields",
-                   "in_batch_negatives", "use_row_prompt", "kind"}
+        allowed = {
+            "files",
+            "weight",
+            "query_instruction",
+            "doc_instruction",
+            "instruction_fields",
+            "in_batch_negatives",
+            "use_row_prompt",
+            "kind",
+        }
         for name, spec in self.specs.items():
             unknown = set(spec) - allowed
             if unknown:
-                raise ValueError(f"data.sources.{name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+                raise ValueError(
+                    f"data.sources.{name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+                )
             rows, kind = load_rows(spec["files"], spec.get("kind"))
             in_batch = spec.get("in_batch_negatives")
             if in_batch is None:  # FlagEmbedding's convention: folders named *no_in_batch_neg*
@@ -172,20 +184,37 @@ class ContrastiveDataModule(L.LightningDataModule):
     def collator(self) -> ContrastiveCollator:
         """The collator for this data and tokenizer."""
         if self.tokenizer is None:
-            raise RuntimeError("ContrastiveDataModule needs a tokenizer (the entry point injects the backbone's)")
-        return ContrastiveCollator(self.tokenizer, self.sources, self.query_max_len, self.passage_max_len,
-                                   self.append_eos, self.pad_to_multiple_of)
+            raise RuntimeError(
+                "ContrastiveDataModule needs a tokenizer (the entry point injects the backbone's)"
+            )
+        return ContrastiveCollator(
+            self.tokenizer,
+            self.sources,
+            self.query_max_len,
+            self.passage_max_len,
+            self.append_eos,
+            self.pad_to_multiple_of,
+        )
 
     def train_dataloader(self) -> DataLoader:
         """A DataLoader over the mixture; one shard of every epoch per data-parallel rank."""
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        self.batch_sampler = MixtureBatchSampler(self.sources, self.batch_size, self.one_source_per_batch,
-                                                 self.seed, drop_last=True, rank=rank, world_size=world)
+        self.batch_sampler = MixtureBatchSampler(
+            self.sources,
+            self.batch_size,
+            self.one_source_per_batch,
+            self.seed,
+            drop_last=True,
+            rank=rank,
+            world_size=world,
+        )
         if len(self.batch_sampler) == 0:
-            raise ValueError(f"no full batch: {sum(len(s) for s in self.sources)} rows for batch_size={self.batch_size}"
-                             f" x {world} device(s); lower data.batch_size")
+            raise ValueError(
+                f"no full batch: {sum(len(s) for s in self.sources)} rows for batch_size={self.batch_size}"
+                f" x {world} device(s); lower data.batch_size"
+            )
         return DataLoader(
             MixtureDataset(self.sources, self.group_size, self.seed),
             batch_sampler=self.batch_sampler,

@@ -11,7 +11,11 @@ TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...
 PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
 TEXT = "text"  # plain text for pretraining: {"text"}
 
-_PAIR_ALIASES = {"text1": ("text1", "sentence1"), "text2": ("text2", "sentence2"), "score": ("score", "label")}
+_PAIR_ALIASES = {
+    "text1": ("text1", "sentence1"),
+    "text2": ("text2", "sentence2"),
+    "score": ("score", "label"),
+}
 
 
 class DataFormatError(ValueError):
@@ -50,12 +54,16 @@ def _str_list(path: str, line: int, row: dict[str, Any], field: str, min_len: in
     if value is None:
         raise DataFormatError(path, line, field, "missing")
     if isinstance(value, str):
-        raise DataFormatError(path, line, field, "expected a list of strings, got a string (wrap it in [...])")
+        raise DataFormatError(
+            path, line, field, "expected a list of strings, got a string (wrap it in [...])"
+        )
     if not isinstance(value, list):
         raise DataFormatError(path, line, field, f"expected a list of strings, got {type(value).__name__}")
     for j, item in enumerate(value):
         if not isinstance(item, str):
-            raise DataFormatError(path, line, f"{field}[{j}]", f"expected a string, got {type(item).__name__}")
+            raise DataFormatError(
+                path, line, f"{field}[{j}]", f"expected a string, got {type(item).__name__}"
+            )
     if len(value) < min_len:
         raise DataFormatError(path, line, field, f"needs at least {min_len} item(s), got {len(value)}")
     return value
@@ -82,7 +90,9 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
             out[field] = row[key]
         for field in ("text1", "text2"):
             if not isinstance(out[field], str):
-                raise DataFormatError(path, line, field, f"expected a string, got {type(out[field]).__name__}")
+                raise DataFormatError(
+                    path, line, field, f"expected a string, got {type(out[field]).__name__}"
+                )
         if isinstance(out["score"], bool) or not isinstance(out["score"], (int, float)):
             raise DataFormatError(path, line, "score", f"expected a number, got {out['score']!r}")
         out["score"] = float(out["score"])
@@ -103,7 +113,9 @@ def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataFormatError(path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})") from err
+                raise DataFormatError(
+                    path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})"
+                ) from err
             if kind is None:
                 kind = detect_kind(row) if isinstance(row, dict) else TRIPLET
             yield validate_row(path, line_no, row, kind)

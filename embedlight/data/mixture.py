@@ -189,4 +189,3 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         for n in per_bucket.values():
             total += n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         return total // self.world_size
-

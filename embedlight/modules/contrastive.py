@@ -39,7 +39,9 @@ class ContrastiveModule(L.LightningModule):
         self.embedder = embedder
         self.loss = loss
         self.pair_loss = pair_loss
-        self.optimizer_factory = optimizer or (lambda params: torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01))
+        self.optimizer_factory = optimizer or (
+            lambda params: torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
+        )
         self.scheduler_factory = scheduler
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -52,13 +54,17 @@ class ContrastiveModule(L.LightningModule):
         labels = batch.get("labels")
         loss_fn = self.loss if labels is None else self.pair_loss
         if loss_fn is None:
-            raise RuntimeError("a scored-pair batch arrived but no pair_loss is configured (set pair_loss=cosent)")
+            raise RuntimeError(
+                "a scored-pair batch arrived but no pair_loss is configured (set pair_loss=cosent)"
+            )
         loss = loss_fn(q, d, labels=labels, in_batch_negatives=batch.get("in_batch_negatives"))
         self.log("train/loss", loss, prog_bar=True, batch_size=q.size(0))
         return loss
 
     def configure_optimizers(self) -> Any:
-        return configure(self, self.optimizer_factory, self.scheduler_factory, self.trainer.estimated_stepping_batches)
+        return configure(
+            self, self.optimizer_factory, self.scheduler_factory, self.trainer.estimated_stepping_batches
+        )
 
     def export(self, directory: str) -> str:
         """Write the trained embedder for transformers and sentence-transformers (see ``Embedder.export``)."""

@@ -28,5 +28,7 @@ def configure(module: nn.Module, optimizer: Callable, scheduler: Callable | None
     opt = optimizer(param_groups(module))
     if scheduler is None:
         return opt
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler(opt, num_training_steps=total_steps),
-                                               "interval": "step"}}
+    return {
+        "optimizer": opt,
+        "lr_scheduler": {"scheduler": scheduler(opt, num_training_steps=total_steps), "interval": "step"},
+    }

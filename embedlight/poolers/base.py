@@ -41,7 +41,9 @@ class Pooler(nn.Module):
         if self.projection == "linear":
             self.head = nn.Linear(hidden_size, out)
         elif self.projection == "mlp":
-            self.head = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, out))
+            self.head = nn.Sequential(
+                nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, out)
+            )
         return self
 
     @property

@@ -23,8 +23,11 @@ def test_there_are_experiments():
 def test_experiment_composes_and_instantiates(name, tiny_bert, tiny_llama, tmp_path):
     cfg = compose_cfg([f"experiment={name}", f"paths.output_dir={tmp_path}"])
     decoder = "decoder" in cfg.backbone._target_
-    overrides = [f"experiment={name}", f"paths.output_dir={tmp_path}",
-                 f"backbone.pretrained={tiny_llama if decoder else tiny_bert}"]
+    overrides = [
+        f"experiment={name}",
+        f"paths.output_dir={tmp_path}",
+        f"backbone.pretrained={tiny_llama if decoder else tiny_bert}",
+    ]
     if "dtype" in cfg.backbone:
         overrides.append("backbone.dtype=null")
     cfg = compose_cfg(overrides)
@@ -34,7 +37,9 @@ def test_experiment_composes_and_instantiates(name, tiny_bert, tiny_llama, tmp_p
     assert hasattr(module, "export")
 
 
-@pytest.mark.parametrize("hardware", sorted(f[:-5] for f in os.listdir(os.path.join(CONF, "hardware")) if f.endswith(".yaml")))
+@pytest.mark.parametrize(
+    "hardware", sorted(f[:-5] for f in os.listdir(os.path.join(CONF, "hardware")) if f.endswith(".yaml"))
+)
 def test_hardware_presets_compose(hardware, tmp_path):
     cfg = compose_cfg(["experiment=quickstart", f"hardware={hardware}", f"paths.output_dir={tmp_path}"])
     assert cfg.trainer.accelerator in ("cpu", "gpu", "auto")
@@ -42,5 +47,7 @@ def test_hardware_presets_compose(hardware, tmp_path):
 
 
 def test_override_spelling_from_the_readme(tmp_path):
-    cfg = compose_cfg(["experiment=quickstart", "data.train_files=[my.jsonl]", f"paths.output_dir={tmp_path}"])
+    cfg = compose_cfg(
+        ["experiment=quickstart", "data.train_files=[my.jsonl]", f"paths.output_dir={tmp_path}"]
+    )
     assert list(cfg.data.train_files) == ["my.jsonl"]

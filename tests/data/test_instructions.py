@@ -12,9 +12,14 @@ from embedlight.data.mixture import Source
 def test_named_templates():
     assert resolve_template("bge", "query") == "Represent this sentence for searching relevant passages: "
     assert resolve_template("e5", "document") == "passage: "
-    assert render(resolve_template("e5_mistral", "query"), {"task": "Find news"}) == "Instruct: Find news\nQuery: "
-    instr = render(resolve_template("instructor", "query"),
-                   {"domain": "news", "text_type": "title", "objective": "retrieving articles"})
+    assert (
+        render(resolve_template("e5_mistral", "query"), {"task": "Find news"})
+        == "Instruct: Find news\nQuery: "
+    )
+    instr = render(
+        resolve_template("instructor", "query"),
+        {"domain": "news", "text_type": "title", "objective": "retrieving articles"},
+    )
     assert instr == "Represent the news title for retrieving articles: "
     assert resolve_template("my prefix: ", "query") == "my prefix: "
     assert resolve_template(None, "query") == ""
@@ -34,9 +39,11 @@ def test_collator_applies_instructions(tiny_bert):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
-    sources = [Source("a", [], query_instruction="e5", doc_instruction="e5"),
-               Source("b", [], query_instruction=None),
-               Source("c", [], query_instruction="e5_mistral", instruction_fields={"task": "default task"})]
+    sources = [
+        Source("a", [], query_instruction="e5", doc_instruction="e5"),
+        Source("b", [], query_instruction=None),
+        Source("c", [], query_instruction="e5_mistral", instruction_fields={"task": "default task"}),
+    ]
     col = ContrastiveCollator(tok, sources)
     assert col.query_instruction(0, None) == "query: " and col.doc_instruction(0) == "passage: "
     assert col.query_instruction(1, "row prompt") == ""  # no template: row prompts are not used

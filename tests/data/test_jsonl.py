@@ -15,13 +15,18 @@ def _write(path, rows):
 
 
 def test_valid_triplets_and_pairs(tmp_path):
-    f = _write(tmp_path / "t.jsonl", [{"query": "q", "pos": ["p"], "neg": ["n"], "prompt": "task"}, "",
-                                      {"query": "q2", "pos": ["p2"]}])
+    f = _write(
+        tmp_path / "t.jsonl",
+        [{"query": "q", "pos": ["p"], "neg": ["n"], "prompt": "task"}, "", {"query": "q2", "pos": ["p2"]}],
+    )
     rows = list(read_jsonl(f))
     assert [r["query"] for r in rows] == ["q", "q2"]
     assert rows[1]["neg"] == [] and rows[0]["prompt"] == "task"
     assert sniff_kind(f) == TRIPLET
-    g = _write(tmp_path / "p.jsonl", [{"text1": "a", "text2": "b", "score": 4}, {"sentence1": "a", "sentence2": "b", "label": 0}])
+    g = _write(
+        tmp_path / "p.jsonl",
+        [{"text1": "a", "text2": "b", "score": 4}, {"sentence1": "a", "sentence2": "b", "label": 0}],
+    )
     assert sniff_kind(g) == PAIRS
     assert [r["score"] for r in read_jsonl(g)] == [4.0, 0.0]
 

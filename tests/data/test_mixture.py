@@ -11,7 +11,10 @@ from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 
 
 def _triplets(n, tag, negs=3):
-    return [{"query": f"{tag}q{i}", "pos": [f"{tag}p{i}"], "neg": [f"{tag}n{i}_{j}" for j in range(negs)]} for i in range(n)]
+    return [
+        {"query": f"{tag}q{i}", "pos": [f"{tag}p{i}"], "neg": [f"{tag}n{i}_{j}" for j in range(negs)]}
+        for i in range(n)
+    ]
 
 
 def _sources():
@@ -65,7 +68,11 @@ def test_skip_batches_resumes_mid_epoch():
 
 
 def test_dataset_group_sampling():
-    src = [Source("a", _triplets(5, "a", negs=10)), Source("few", _triplets(5, "f", negs=1)), Source("none", _triplets(5, "z", negs=0))]
+    src = [
+        Source("a", _triplets(5, "a", negs=10)),
+        Source("few", _triplets(5, "f", negs=1)),
+        Source("none", _triplets(5, "z", negs=0)),
+    ]
     ds = MixtureDataset(src, group_size=4, seed=1)
     row = ds[(0, 0, 2)]
     assert row["docs"][0] == "ap2" and len(row["docs"]) == 4 and len(set(row["docs"][1:])) == 3

@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 
 from embedlight.data import DataFormatError
 from embedlight.train import build, run
@@ -31,7 +32,12 @@ def test_fit_writes_metrics_checkpoint_and_export(tiny_bert, tmp_path):
     "pooler_overrides",
     [
         ["pooler=mean"],
-        ["pooler=mean", "pooler.exclude_instruction=true", "embedder.query_instruction=e5", "embedder.doc_instruction=e5"],
+        [
+            "pooler=mean",
+            "pooler.exclude_instruction=true",
+            "embedder.query_instruction=e5",
+            "embedder.doc_instruction=e5",
+        ],
         ["pooler=cls", "pooler.projection=linear", "pooler.projection_dim=16"],
         ["pooler=weighted_mean", "pooler.projection=mlp"],
         ["pooler=last_token", "embedder.normalize=false"],
@@ -65,8 +71,11 @@ def test_export_matches_in_sentence_transformers_and_automodel(tiny_bert, tmp_pa
 
 def test_resume_is_exact(tiny_bert, tmp_path):
     """4 steps straight == 2 steps, crash, resume, 2 more (same weights, dropout on)."""
-    every = ["callbacks.checkpoint.every_n_train_steps=2", "callbacks.checkpoint.save_top_k=-1",
-             "callbacks.evaluation=null"]
+    every = [
+        "callbacks.checkpoint.every_n_train_steps=2",
+        "callbacks.checkpoint.save_top_k=-1",
+        "callbacks.evaluation=null",
+    ]
     a = tmp_path / "a"
     run(compose_cfg(tiny_overrides(tiny_bert, str(a), steps=4, extra=every)))
     step2 = glob.glob(str(a / "out" / "checkpoints" / "*step=2.ckpt"))
@@ -91,3 +100,24 @@ def test_malformed_training_file_names_line_and_field(tiny_bert, tmp_path):
     overrides = [o for o in overrides if not o.startswith("data.train_files")] + [f"data.train_files=[{bad}]"]
     with pytest.raises(DataFormatError, match=r"bad.jsonl:2: field 'pos'"):
         run(compose_cfg(overrides))
+
+
+def test_embedlight_eval_on_an_export(tiny_bert, tmp_path):
+    """`embedlight-eval` loads an export through sentence-transformers and scores it like training did."""
+    from embedlight.eval import evaluate
+
+    overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=2)
+    result = run(compose_cfg(overrides))
+    beir = str(tmp_path / "beir")
+    with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):
+        cfg = compose(
+            config_name="eval",
+            overrides=[
+                f"model={result['export']}",
+                f"+evaluation.tiny={{_target_: embedlight.evaluation.RetrievalEvaluator, path: '{beir}'}}",
+                f"output={tmp_path}/eval.json",
+            ],
+        )
+    metrics = evaluate(cfg)
+    assert metrics["tiny/ndcg@10"] == pytest.approx(result["metrics"]["after"]["tiny/ndcg@10"], abs=1e-4)
+    assert json.loads((tmp_path / "eval.json").read_text())["metrics"] == metrics

@@ -32,7 +32,9 @@ def _to_left(hidden, mask):
 @pytest.mark.parametrize("name", POOLERS)
 @pytest.mark.parametrize("projection", [None, "linear", "mlp"])
 def test_shape_finite_gradient(name, projection):
-    pooler = registered("pooler")[name](projection=projection, projection_dim=5 if projection else None).bind(8)
+    pooler = registered("pooler")[name](projection=projection, projection_dim=5 if projection else None).bind(
+        8
+    )
     hidden = _hidden()
     mask = _right_mask([7, 4, 1], 7)
     out = pooler(hidden, mask)
@@ -78,8 +80,12 @@ def test_instruction_exclusion_mean():
     mask = torch.ones(1, 4, dtype=torch.long)
     instr = torch.tensor([[1, 1, 0, 0]])
     p = registered("pooler")["mean"]
-    torch.testing.assert_close(p(exclude_instruction=True).bind(3)(hidden, mask, instr), torch.tensor([[7.5, 8.5, 9.5]]))
-    torch.testing.assert_close(p(exclude_instruction=False).bind(3)(hidden, mask, instr), torch.tensor([[4.5, 5.5, 6.5]]))
+    torch.testing.assert_close(
+        p(exclude_instruction=True).bind(3)(hidden, mask, instr), torch.tensor([[7.5, 8.5, 9.5]])
+    )
+    torch.testing.assert_close(
+        p(exclude_instruction=False).bind(3)(hidden, mask, instr), torch.tensor([[4.5, 5.5, 6.5]])
+    )
 
 
 def test_bad_projection_name():
