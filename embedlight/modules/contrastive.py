@@ -59,6 +59,8 @@ class ContrastiveModule(L.LightningModule):
             )
         loss = loss_fn(q, d, labels=labels, in_batch_negatives=batch.get("in_batch_negatives"))
         self.log("train/loss", loss, prog_bar=True, batch_size=q.size(0))
+        kind = "train/contrastive_loss" if labels is None else "train/pair_loss"
+        self.log(kind, loss, batch_size=q.size(0))  # per batch type, for mixtures
         return loss
 
     def configure_optimizers(self) -> Any:

@@ -121,3 +121,18 @@ def test_embedlight_eval_on_an_export(tiny_bert, tmp_path):
     metrics = evaluate(cfg)
     assert metrics["tiny/ndcg@10"] == pytest.approx(result["metrics"]["after"]["tiny/ndcg@10"], abs=1e-4)
     assert json.loads((tmp_path / "eval.json").read_text())["metrics"] == metrics
+
+
+def test_bf16_autocast_on_cpu_and_scored_pairs(tiny_bert, tmp_path):
+    """`hardware=cpu_bf16` trains; a scored-pair source goes through the pair loss (CoSENT)."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"text1": f"the cat {i}", "text2": "a dog", "score": i % 5}) + "\n" for i in range(16)
+        )
+    )
+    extra = ["hardware=cpu_bf16", f"+data.sources.sts={{files: ['{pairs}']}}", "callbacks.evaluation=null"]
+    result = run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=8, extra=extra)))
+    assert result["export"] is not None
+    header = open(glob.glob(str(tmp_path / "out" / "logs" / "*" / "metrics.csv"))[0]).readline()
+    assert "train/pair_loss" in header and "train/contrastive_loss" in header
