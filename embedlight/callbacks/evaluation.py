@@ -27,6 +27,7 @@ class EvaluationCallback(L.Callback):
         output_path: Where ``{"before": ..., "after": ...}`` is written (atomically).
         before: Evaluate at fit start (skipped when resuming: the baseline is in the checkpoint).
         after: Evaluate when training ends.
+        every_n_steps: Also evaluate every N optimizer steps (results under ``step_<N>``); 0 = never.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class EvaluationCallback(L.Callback):
         output_path: str | None = None,
         before: bool = True,
         after: bool = True,
+        every_n_steps: int = 0,
     ) -> None:
         if isinstance(
             evaluators, Mapping
@@ -45,6 +47,7 @@ class EvaluationCallback(L.Callback):
         self.output_path = output_path
         self.before = before
         self.after = after
+        self.every_n_steps = every_n_steps
         self.results: dict[str, dict[str, float]] = {}
 
     @property
@@ -80,6 +83,13 @@ class EvaluationCallback(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.before and "before" not in self.results:
             self._run(trainer, pl_module, "before")
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and f"step_{step}" not in self.results:
+            self._run(trainer, pl_module, f"step_{step}")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.after:

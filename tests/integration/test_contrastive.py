@@ -16,10 +16,11 @@ from tests.helpers import compose_cfg, tiny_overrides
 
 
 def test_fit_writes_metrics_checkpoint_and_export(tiny_bert, tmp_path):
-    result = run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path))))
+    overrides = tiny_overrides(tiny_bert, str(tmp_path), extra=["callbacks.evaluation.every_n_steps=2"])
+    result = run(compose_cfg(overrides))
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"before", "after"}
+    assert set(metrics) == {"before", "step_2", "step_4", "after"}
     assert 0.0 <= metrics["after"]["tiny/ndcg@10"] <= 1.0
     assert (out / "checkpoints" / "last.ckpt").exists()
     assert (out / "export" / "model.safetensors").exists()
