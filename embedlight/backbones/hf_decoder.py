@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embedlight.backbones.hf_encoder import torch_dtype
+from embedlight.backbones.hf_encoder import load_hf_model, torch_dtype
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
 from embedlight.registry import register
 
@@ -199,8 +199,15 @@ class HFDecoder(nn.Module):
         if self.tokenizer.eos_token is None:
             raise ValueError(f"backbone {pretrained!r}: the tokenizer has no eos_token to append and pool")
         ensure_pad_token(self.tokenizer, padding_side)
-        base = self._load(path, random_init, dict(config_overrides or {}), torch_dtype(dtype),
-                          attn_implementation, trust_remote_code)
+        base = load_hf_model(
+            pretrained,
+            path,
+            random_init,
+            dict(config_overrides or {}),
+            torch_dtype(dtype),
+            attn_implementation,
+            trust_remote_code,
+        )
         if getattr(base.config, "pad_token_id", None) is None:
             base.config.pad_token_id = self.tokenizer.pad_token_id
         if gradient_checkpointing:
@@ -211,7 +218,10 @@ class HFDecoder(nn.Module):
             from peft import LoraConfig, TaskType, get_peft_model
 
             config = LoraConfig(
-                r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, bias="none",
+                r=lora_r,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+                bias="none",
                 target_modules=list(target_modules) if target_modules else None,
                 task_type=TaskType.FEATURE_EXTRACTION,
             )
@@ -220,21 +230,13 @@ class HFDecoder(nn.Module):
             self.model = base
         self.hidden_size: int = int(base.config.hidden_size)
         trainable, total = self.num_parameters()
-        log.info("backbone: %s, %d / %d trainable parameters (%.3f%%)", pretrained, trainable, total,
-                 100.0 * trainable / max(total, 1))
-
-    def _load(self, path: str, random_init: bool, overrides: dict[str, Any], dtype: torch.dtype | None,
-              attn: str | None, trust: bool) -> nn.Module:
-        kwargs: dict[str, Any] = {"trust_remote_code": trust}
-        if attn:
-            kwargs["attn_implementation"] = attn
-        if random_init:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=trust, **overrides)
-            model = AutoModel.from_config(config, **kwargs)
-            return model.to(dtype) if dtype else model
-        kwargs.update(overrides)
-        log.info("backbone: loading %s from %s", self.pretrained, path)
-        return AutoModel.from_pretrained(path, dtype=dtype, **kwargs)
+        log.info(
+            "backbone: %s, %d / %d trainable parameters (%.3f%%)",
+            pretrained,
+            trainable,
+            total,
+            100.0 * trainable / max(total, 1),
+        )
 
     @property
     def base_model(self) -> nn.Module:

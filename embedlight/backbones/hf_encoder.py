@@ -32,6 +32,33 @@ def torch_dtype(name: str | None) -> torch.dtype | None:
     return DTYPES[name]
 
 
+def load_hf_model(
+    name: str,
+    path: str,
+    random_init: bool,
+    overrides: dict[str, Any],
+    dtype: torch.dtype | None,
+    attn: str | None,
+    trust: bool,
+) -> nn.Module:
+    """Load ``AutoModel`` weights from ``path`` (or build it fresh from its config), in training mode.
+
+    ``from_pretrained`` returns a model in eval mode (dropout off); a trainer wants it on.
+    """
+    kwargs: dict[str, Any] = {"trust_remote_code": trust}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    if random_init:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust, **overrides)
+        log.info("backbone: random init of %s (%s)", config.model_type, overrides or "no overrides")
+        model = AutoModel.from_config(config, **kwargs)
+        model = model.to(dtype) if dtype else model
+    else:
+        log.info("backbone: loading %s from %s", name, path)
+        model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs, **overrides)
+    return model.train()
+
+
 @register("backbone", "hf_encoder")
 class HFEncoder(nn.Module):
     """Any ``transformers.AutoModel`` encoder, loaded from a hub id, a local folder or a bundled name.
@@ -68,7 +95,8 @@ class HFEncoder(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(
             resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust_remote_code
         )
-        self.model = self._load(
+        self.model = load_hf_model(
+            pretrained,
             path,
             random_init,
             dict(config_overrides or {}),
@@ -82,28 +110,6 @@ class HFEncoder(nn.Module):
         pooler = getattr(self.model, "pooler", None)
         if isinstance(pooler, nn.Module):  # BERT's [CLS] dense+tanh head: unused by embedlight's poolers
             pooler.requires_grad_(False)  # frozen, so DDP does not wait for its gradients
-
-    def _load(
-        self,
-        path: str,
-        random_init: bool,
-        overrides: dict[str, Any],
-        dtype: torch.dtype | None,
-        attn: str | None,
-        trust: bool,
-    ) -> nn.Module:
-        kwargs: dict[str, Any] = {"trust_remote_code": trust}
-        if attn:
-            kwargs["attn_implementation"] = attn
-        if random_init:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=trust, **overrides)
-            log.info("backbone: random init of %s (%s)", config.model_type, overrides or "no overrides")
-            model = AutoModel.from_config(config, **kwargs)
-            return model.to(dtype) if dtype else model
-        if overrides:
-            kwargs.update(overrides)
-        log.info("backbone: loading %s from %s", self.pretrained, path)
-        return AutoModel.from_pretrained(path, dtype=dtype, use_safetensors=None, **kwargs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         """Return the last hidden states, (B, L, H)."""

@@ -49,8 +49,8 @@ class ThroughputMonitor(L.Callback):
         if self._t is None:
             self._t = now
             return
-        sub = batch.get(self.sample_key) if isinstance(batch, dict) else None
-        samples = int(sub["input_ids"].size(0)) if isinstance(sub, dict) else 0
+        sub = batch.get(self.sample_key, batch) if isinstance(batch, dict) else None  # pretraining: the batch
+        samples = int(sub["input_ids"].size(0)) if isinstance(sub, dict) and "input_ids" in sub else 0
         self._acc[0] += now - self._t
         self._acc[1] += samples
         self._acc[2] += count_tokens(batch)

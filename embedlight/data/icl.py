@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
@@ -48,7 +47,7 @@ ICL_TEMPLATES: dict[str, dict[str, str]] = {
         "example": "<instruct>{task}\n<query>{query}\n<response>{response}",
         "query": "<instruct>{task}\n<query>{query}\n<response>",
     },
-    "e5_mistral": {
+    "e5_mistral": {  # E5-mistral is zero-shot; its example form here is ours, for ICL experiments
         "example": "Instruct: {task}\nQuery: {query}\nResponse: {response}",
         "query": "Instruct: {task}\nQuery: {query}",
     },
@@ -81,7 +80,11 @@ def load_examples(source: str | Sequence[Mapping[str, str]] | Sequence[Example])
         with open(path, encoding="utf-8") as fh:
             raw = fh.read()
         stripped = raw.lstrip()
-        entries = json.loads(raw) if stripped.startswith("[") else [json.loads(x) for x in raw.splitlines() if x.strip()]
+        entries = (
+            json.loads(raw)
+            if stripped.startswith("[")
+            else [json.loads(x) for x in raw.splitlines() if x.strip()]
+        )
         where = path
     else:
         entries, where = list(source), "examples"
@@ -123,7 +126,9 @@ def resolve_icl_template(name_or_template: str | Mapping[str, str]) -> dict[str,
 def _check_fields(template: str, allowed: set[str], what: str) -> None:
     names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     if not names <= allowed:
-        raise KeyError(f"{what} template {template!r} has unknown field(s) {sorted(names - allowed)}; allowed {sorted(allowed)}")
+        raise KeyError(
+            f"{what} template {template!r} has unknown field(s) {sorted(names - allowed)}; allowed {sorted(allowed)}"
+        )
 
 
 @dataclass
@@ -213,7 +218,10 @@ class ICLPromptBuilder:
 
     def render_example(self, task: str, example: Example) -> str:
         """One example in the template, followed by the separator."""
-        return self.example_template.format(task=task, query=example.query, response=example.response) + self.separator
+        return (
+            self.example_template.format(task=task, query=example.query, response=example.response)
+            + self.separator
+        )
 
     def _ntok(self, text: str, special: bool = False) -> int:
         assert self.tokenizer is not None
@@ -242,11 +250,20 @@ class ICLPromptBuilder:
                     lengths.pop()
                 if kept and lengths[0] > budget:  # a single example left that does not fit
                     if budget >= self.min_truncated_tokens:
-                        truncated_text = self._truncate(rendered[0], budget - len(self.tokenizer(self.separator, add_special_tokens=False)["input_ids"])) + self.separator
+                        truncated_text = (
+                            self._truncate(
+                                rendered[0],
+                                budget
+                                - len(self.tokenizer(self.separator, add_special_tokens=False)["input_ids"]),
+                            )
+                            + self.separator
+                        )
                     else:
                         kept.pop()
                 prefix = self._join(rendered, kept, truncated_text) + head
-                excess = self._ntok(prefix + query + tail, special=True) + int(self.append_eos) - self.max_length
+                excess = (
+                    self._ntok(prefix + query + tail, special=True) + int(self.append_eos) - self.max_length
+                )
                 if excess <= 0 or not kept:
                     break
                 budget -= excess
@@ -273,11 +290,18 @@ class ICLPromptBuilder:
             if s.all_dropped == 1 or s.all_dropped % 100 == 0:
                 log.warning(
                     "ICL budget: every example dropped for %d prompt(s) so far (max_length=%s, example_budget=%s); "
-                    "raise the query length if few-shot prompts are intended", s.all_dropped, self.max_length,
+                    "raise the query length if few-shot prompts are intended",
+                    s.all_dropped,
+                    self.max_length,
                     self.example_budget,
                 )
         elif dropped and s.dropped == dropped:
-            log.info("ICL budget: first example drop (%d of %d) at max_length=%s", dropped, requested, self.max_length)
+            log.info(
+                "ICL budget: first example drop (%d of %d) at max_length=%s",
+                dropped,
+                requested,
+                self.max_length,
+            )
 
 
 def _rng(seed: int, *parts: str) -> random.Random:
@@ -359,8 +383,11 @@ class ICLCollator(ContrastiveCollator):
         rng = _rng(self.seed, row["query"], *row["docs"])
         k = rng.randint(self.min_examples, self.max_examples)
         if self.example_source == "batch":
-            cands = [Example(r["query"], r["docs"][0]) for r in batch
-                     if r is not row and r["source"] == src and self.task(src, r.get("prompt")) == task]
+            cands = [
+                Example(r["query"], r["docs"][0])
+                for r in batch
+                if r is not row and r["source"] == src and self.task(src, r.get("prompt")) == task
+            ]
         else:
             cands = [ex for ex in self.pools.get(src, {}).get(task, []) if ex.query != row["query"]]
         return rng.sample(cands, min(k, len(cands)))
@@ -404,7 +431,9 @@ class ICLDataModule(ContrastiveDataModule):
         example_budget: Token cap on the examples (None: whatever ``query_max_len`` leaves).
         examples_dir: Folder of ``<task>.json`` files for fixed mode.
         default_task: Task description of rows and sources that have none.
-        **kwargs: The parent's arguments (``query_max_len`` bounds the whole few-shot query).
+        batch_size, group_size, query_max_len, passage_max_len, one_source_per_batch, num_workers, seed,
+            append_eos, pad_to_multiple_of, prepare: As the parent; ``query_max_len`` bounds the whole
+            few-shot query, examples included. Documents are always raw (no ``doc_instruction``).
     """
 
     ICL_KEYS = ("task", "examples")
@@ -440,10 +469,21 @@ class ICLDataModule(ContrastiveDataModule):
             spec = dict(spec)
             icl_specs[str(name)] = {k: spec.pop(k) for k in self.ICL_KEYS if k in spec}
             plain[str(name)] = spec
-        super().__init__(tokenizer=tokenizer, train_files=train_files, sources=plain, batch_size=batch_size,
-                         group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                         one_source_per_batch=one_source_per_batch, num_workers=num_workers, seed=seed,
-                         append_eos=append_eos, pad_to_multiple_of=pad_to_multiple_of, prepare=prepare)
+        super().__init__(
+            tokenizer=tokenizer,
+            train_files=train_files,
+            sources=plain,
+            batch_size=batch_size,
+            group_size=group_size,
+            query_max_len=query_max_len,
+            passage_max_len=passage_max_len,
+            one_source_per_batch=one_source_per_batch,
+            num_workers=num_workers,
+            seed=seed,
+            append_eos=append_eos,
+            pad_to_multiple_of=pad_to_multiple_of,
+            prepare=prepare,
+        )
         if mode not in MODES:
             raise ValueError(f"data.mode must be one of {MODES}, got {mode!r}")
         self.icl_specs = icl_specs
@@ -468,8 +508,10 @@ class ICLDataModule(ContrastiveDataModule):
         if ref is None and self.examples_dir:
             ref = find_examples(self.examples_dir, name)
         if ref is None:
-            raise ValueError(f"data.mode=fixed: source {name!r} has no 'examples' and no {name}.json in "
-                             f"examples_dir={self.examples_dir!r}")
+            raise ValueError(
+                f"data.mode=fixed: source {name!r} has no 'examples' and no {name}.json in "
+                f"examples_dir={self.examples_dir!r}"
+            )
         return load_examples(ref if isinstance(ref, str) else list(ref))
 
     def collator(self) -> ICLCollator:
@@ -489,18 +531,40 @@ class ICLDataModule(ContrastiveDataModule):
                     task = row.get("prompt") if (row.get("prompt") and source.use_row_prompt) else tasks[idx]
                     pool.setdefault(task, []).append(Example(row["query"], row["pos"][0]))
                 pools[idx] = pool
-        builder = ICLPromptBuilder(self.tokenizer, self.template, self.separator, self.query_max_len,
-                                   self.example_budget, self.append_eos)
+        builder = ICLPromptBuilder(
+            self.tokenizer,
+            self.template,
+            self.separator,
+            self.query_max_len,
+            self.example_budget,
+            self.append_eos,
+        )
         self._collator = ICLCollator(
-            self.tokenizer, self.sources, builder, self.mode, self.min_examples, self.max_examples,
-            self.example_source, pools, fixed, tasks, self.seed, self.query_max_len, self.passage_max_len,
-            self.append_eos, self.pad_to_multiple_of,
+            self.tokenizer,
+            self.sources,
+            builder,
+            self.mode,
+            self.min_examples,
+            self.max_examples,
+            self.example_source,
+            pools,
+            fixed,
+            tasks,
+            self.seed,
+            self.query_max_len,
+            self.passage_max_len,
+            self.append_eos,
+            self.pad_to_multiple_of,
         )
         return self._collator
 
 
-def icl_prompt(task: str, examples: Sequence[Example | Mapping[str, str]] = (), template: str = "bge_icl",
-               separator: str = DEFAULT_SEPARATOR) -> str:
+def icl_prompt(
+    task: str,
+    examples: Sequence[Example | Mapping[str, str]] = (),
+    template: str = "bge_icl",
+    separator: str = DEFAULT_SEPARATOR,
+) -> str:
     """The query prefix for inference: pass it as ``prompt=`` to sentence-transformers' ``encode``.
 
     The bge-en-icl query template ends with ``\\n<response>`` after the query; append that suffix to
@@ -513,8 +577,3 @@ def icl_prompt(task: str, examples: Sequence[Example | Mapping[str, str]] = (), 
 def icl_suffix(template: str = "bge_icl") -> str:
     """What follows the query in ``template`` (``\\n<response>`` for bge-en-icl, empty for e5_mistral)."""
     return ICLPromptBuilder(None, template).instruction("")[1]
-
-
-def as_tensor_stats(stats: Mapping[str, int]) -> dict[str, torch.Tensor]:
-    """Budget counters as float tensors (for ``LightningModule.log``)."""
-    return {k: torch.tensor(float(v)) for k, v in stats.items()}

@@ -57,13 +57,19 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
 
     snli = os.path.join(shared_dir, "snli_en")
     groups: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
-    for s1, s2, label in zip(_lines(f"{snli}/s1.dev"), _lines(f"{snli}/s2.dev"), _lines(f"{snli}/labels.dev")):
+    for s1, s2, label in zip(
+        _lines(f"{snli}/s1.dev"), _lines(f"{snli}/s2.dev"), _lines(f"{snli}/labels.dev")
+    ):
         g = groups.setdefault(s1, {"pos": [], "neg": []})
         if label == "entailment":
             g["pos"].append(s2)
         elif label == "contradiction":
             g["neg"].append(s2)
-    rows = [{"query": q, "pos": g["pos"], "neg": g["neg"], "prompt": NLI_TASK} for q, g in groups.items() if g["pos"]]
+    rows = [
+        {"query": q, "pos": g["pos"], "neg": g["neg"], "prompt": NLI_TASK}
+        for q, g in groups.items()
+        if g["pos"]
+    ]
     _write(os.path.join(out_dir, "snli.jsonl"), rows)
     counts["snli.jsonl"] = len(rows)
 
@@ -71,7 +77,9 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
     with gzip.open(os.path.join(shared_dir, "stsb_en", "stsbenchmark.tsv.gz"), "rt", encoding="utf-8") as fh:
         for rec in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
             if rec["split"] == "train" and float(rec["score"]) >= min_score:
-                rows.append({"query": rec["sentence1"], "pos": [rec["sentence2"]], "neg": [], "prompt": STS_TASK})
+                rows.append(
+                    {"query": rec["sentence1"], "pos": [rec["sentence2"]], "neg": [], "prompt": STS_TASK}
+                )
     _write(os.path.join(out_dir, "stsb.jsonl"), rows)
     counts["stsb.jsonl"] = len(rows)
 

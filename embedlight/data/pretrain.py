@@ -15,6 +15,7 @@ from typing import Any
 import datasets
 import lightning as L
 import torch
+from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler
 from transformers import PreTrainedTokenizerBase
 
@@ -23,7 +24,9 @@ from embedlight.data.jsonl import TEXT, DataFormatError, read_jsonl
 log = logging.getLogger(__name__)
 
 
-def read_texts(path: str, text_field: str = "text", title_field: str | None = None) -> Iterator[dict[str, str]]:
+def read_texts(
+    path: str, text_field: str = "text", title_field: str | None = None
+) -> Iterator[dict[str, str]]:
     """Yield ``{"text": ...}`` rows of a JSONL file, validated (errors name file, line and field).
 
     Args:
@@ -43,17 +46,25 @@ def read_texts(path: str, text_field: str = "text", title_field: str | None = No
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataFormatError(path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})") from err
+                raise DataFormatError(
+                    path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})"
+                ) from err
             if not isinstance(row, dict):
-                raise DataFormatError(path, line_no, None, f"expected a JSON object, got {type(row).__name__}")
+                raise DataFormatError(
+                    path, line_no, None, f"expected a JSON object, got {type(row).__name__}"
+                )
             text = row.get(text_field)
             if text is None:
                 raise DataFormatError(path, line_no, text_field, "missing")
             if not isinstance(text, str):
-                raise DataFormatError(path, line_no, text_field, f"expected a string, got {type(text).__name__}")
+                raise DataFormatError(
+                    path, line_no, text_field, f"expected a string, got {type(text).__name__}"
+                )
             title = row.get(title_field) if title_field else None
             if title is not None and not isinstance(title, str):
-                raise DataFormatError(path, line_no, title_field, f"expected a string, got {type(title).__name__}")
+                raise DataFormatError(
+                    path, line_no, title_field, f"expected a string, got {type(title).__name__}"
+                )
             yield {"text": f"{title}. {text}" if title else text}
 
 
@@ -79,20 +90,25 @@ class ChunkTokenizer:
     Args:
         tokenizer: The backbone's tokenizer.
         max_len: Chunk length including [CLS]/[SEP].
-        min_chunk_len: Drop a document's trailing chunk shorter than this (content tokens), unless it is
-            the document's only chunk.
+        min_chunk_len: Drop a document's trailing chunk shorter than this (content tokens; capped at
+            half a chunk), unless it is the document's only chunk.
         text_field: Column holding the text.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_len: int, min_chunk_len: int = 16,
-                 text_field: str = "text") -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        max_len: int,
+        min_chunk_len: int = 16,
+        text_field: str = "text",
+    ) -> None:
         self.tokenizer = tokenizer
         self.prefix, self.suffix = _special_affixes(tokenizer)
         self.special = len(self.prefix) + len(self.suffix)
         self.body = max_len - self.special
         if self.body < 1:
             raise ValueError(f"data.max_len={max_len} leaves no room next to {self.special} special tokens")
-        self.min_chunk_len = min_chunk_len
+        self.min_chunk_len = min(min_chunk_len, self.body // 2)  # short max_len: keep half-full chunks
         self.text_field = text_field
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
@@ -236,19 +252,35 @@ class PretrainDataModule(L.LightningDataModule):
                     raise FileNotFoundError(f"training file not found: {path}")
                 st = os.stat(path)
                 stamps.append(f"{path}:{st.st_mtime}:{st.st_size}")
-            kwargs = {"paths": self.train_files, "text_field": self.text_field, "title_field": self.title_field,
-                      "stamps": stamps}
+            kwargs = {
+                "paths": self.train_files,
+                "text_field": self.text_field,
+                "title_field": self.title_field,
+                "stamps": stamps,
+            }
             if self.streaming:
                 parts.append(datasets.IterableDataset.from_generator(_generate, gen_kwargs=kwargs))
             else:
-                parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=kwargs))
+                try:
+                    parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=kwargs))
+                except DatasetGenerationError as err:  # surface the row error (file:line: field ...)
+                    if isinstance(err.__cause__, DataFormatError):
+                        raise err.__cause__ from None
+                    raise
         if self.hf_dataset:
-            ds = datasets.load_dataset(self.hf_dataset, self.hf_name, split=self.hf_split,
-                                       data_files=self.hf_data_files, streaming=self.streaming)
+            ds = datasets.load_dataset(
+                self.hf_dataset,
+                self.hf_name,
+                split=self.hf_split,
+                data_files=self.hf_data_files,
+                streaming=self.streaming,
+            )
             columns = ds.column_names or []
             if columns and self.text_field not in columns:
-                raise ValueError(f"data.hf_dataset={self.hf_dataset!r} has no column {self.text_field!r} "
-                                 f"(columns: {columns}); set data.text_field")
+                raise ValueError(
+                    f"data.hf_dataset={self.hf_dataset!r} has no column {self.text_field!r} "
+                    f"(columns: {columns}); set data.text_field"
+                )
             if self.text_field != "text":
                 ds = ds.rename_column(self.text_field, "text")
             ds = ds.select_columns(["text"])
@@ -260,7 +292,9 @@ class PretrainDataModule(L.LightningDataModule):
         if self.dataset is not None:
             return
         if self.tokenizer is None:
-            raise RuntimeError("PretrainDataModule needs a tokenizer (the entry point injects the backbone's)")
+            raise RuntimeError(
+                "PretrainDataModule needs a tokenizer (the entry point injects the backbone's)"
+            )
         chunker = ChunkTokenizer(self.tokenizer, self.max_len, self.min_chunk_len)
         raw = self._raw()
         if self.streaming:
@@ -268,12 +302,22 @@ class PretrainDataModule(L.LightningDataModule):
             self.dataset = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
             log.info("data: streaming pretraining corpus, chunks of <= %d tokens", self.max_len)
             return
-        ds = raw.map(chunker, batched=True, remove_columns=raw.column_names, num_proc=self.tokenize_num_proc,
-                     desc="tokenise + chunk")
+        ds = raw.map(
+            chunker,
+            batched=True,
+            remove_columns=raw.column_names,
+            num_proc=self.tokenize_num_proc,
+            desc="tokenise + chunk",
+        )
         self.dataset = ds
         lengths = [len(x) for x in ds["input_ids"]]
-        log.info("data: %d documents -> %d chunks of <= %d tokens (%d tokens in all)", len(raw), len(ds),
-                 self.max_len, sum(lengths))
+        log.info(
+            "data: %d documents -> %d chunks of <= %d tokens (%d tokens in all)",
+            len(raw),
+            len(ds),
+            self.max_len,
+            sum(lengths),
+        )
 
     def collator(self) -> PretrainCollator:
         """The padding collator for this tokenizer."""
@@ -287,19 +331,27 @@ class PretrainDataModule(L.LightningDataModule):
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        common = {"batch_size": self.batch_size, "collate_fn": self.collator(), "num_workers": self.num_workers,
-                  "persistent_workers": self.num_workers > 0, "drop_last": True}
+        common = {
+            "batch_size": self.batch_size,
+            "collate_fn": self.collator(),
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "drop_last": True,
+        }
         if self.streaming:
             ds = self.dataset
             if world > 1:
                 ds = datasets.distributed.split_dataset_by_node(ds, rank=rank, world_size=world)
             return DataLoader(_TorchIterable(ds.with_format("python")), **common)
         if len(self.dataset) < self.batch_size * world:
-            raise ValueError(f"no full batch: {len(self.dataset)} chunks for batch_size={self.batch_size} x {world} "
-                             "device(s); lower data.batch_size")
+            raise ValueError(
+                f"no full batch: {len(self.dataset)} chunks for batch_size={self.batch_size} x {world} "
+                "device(s); lower data.batch_size"
+            )
         if world > 1:
-            sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed,
-                                         drop_last=True)
+            sampler = DistributedSampler(
+                self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True
+            )
         else:
             sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(self.seed))
         return DataLoader(self.dataset, sampler=sampler, **common)

@@ -77,8 +77,9 @@ class ICLEncoder:
         self.task = task
         self.examples = list(examples) if mode == "few_shot" else []
         self.append_eos = bool(getattr(embedder.backbone, "append_eos", False)) and mode != "prompteol"
-        self.builder = ICLPromptBuilder(embedder.tokenizer, template, separator, query_max_len,
-                                        append_eos=self.append_eos)
+        self.builder = ICLPromptBuilder(
+            embedder.tokenizer, template, separator, query_max_len, append_eos=self.append_eos
+        )
         self.query_max_len = query_max_len
         self.doc_max_len = doc_max_len or getattr(embedder, "max_length", 512)
         self.prompteol_template = prompteol_template
@@ -95,13 +96,25 @@ class ICLEncoder:
         return [p.prefix for p in prompts], [p.text for p in prompts]
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], *, kind: str = "query", instruction: str | None = None,
-               batch_size: int = 16, show_progress: bool = False) -> torch.Tensor:
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: str = "query",
+        instruction: str | None = None,
+        batch_size: int = 16,
+        show_progress: bool = False,
+    ) -> torch.Tensor:
         """Embed ``texts`` as ``kind`` under this mode, (N, D) float32 on the CPU."""
         key = None
         if kind == "document":
-            key = (self.mode == "prompteol", self.prompteol_template if self.mode == "prompteol" else "",
-                   self.doc_max_len, len(texts), hash(tuple(texts)))
+            key = (
+                self.mode == "prompteol",
+                self.prompteol_template if self.mode == "prompteol" else "",
+                self.doc_max_len,
+                len(texts),
+                hash(tuple(texts)),
+            )
             if key in self.doc_cache:
                 return self.doc_cache[key]
         prefixes, bodies = self.inputs(texts, kind)
@@ -114,8 +127,9 @@ class ICLEncoder:
         out = torch.empty(len(bodies), emb.dim)  # (N, D)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = tokenize(emb.tokenizer, [bodies[i] for i in idx], [prefixes[i] for i in idx], max_len,
-                             self.append_eos)
+            batch = tokenize(
+                emb.tokenizer, [bodies[i] for i in idx], [prefixes[i] for i in idx], max_len, self.append_eos
+            )
             batch = {k: v.to(device) for k, v in batch.items()}
             out[idx] = emb(batch).float().cpu()  # (b, D)
         emb.train(was_training)
@@ -138,6 +152,7 @@ class ICLEvaluator(Evaluator):
         query_max_len: Token limit of query prompts (examples budgeted into it).
         doc_max_len: Token limit of documents (None: the embedder's ``max_length``).
         batch_size: Texts per forward pass.
+        name: Metric prefix (default: the wrapped evaluator's name).
     """
 
     def __init__(
@@ -151,9 +166,10 @@ class ICLEvaluator(Evaluator):
         query_max_len: int = 512,
         doc_max_len: int | None = None,
         batch_size: int = 16,
+        name: str | None = None,
     ) -> None:
         self.inner = instantiate(evaluator) if isinstance(evaluator, (Mapping, DictConfig)) else evaluator
-        self.name = self.inner.name
+        self.name = name or self.inner.name
         self.task = task
         unknown = set(modes) - set(EVAL_MODES)
         if unknown:
@@ -161,7 +177,11 @@ class ICLEvaluator(Evaluator):
         self.modes = list(modes)
         if "few_shot" in self.modes and examples is None:
             raise ValueError("few_shot mode needs examples (a JSON file or a list of {query, response})")
-        loaded = load_examples(examples if isinstance(examples, str) else list(examples)) if examples is not None else []
+        loaded = (
+            load_examples(examples if isinstance(examples, str) else list(examples))
+            if examples is not None
+            else []
+        )
         self.examples = loaded[:n_examples] if n_examples is not None else loaded
         self.template = template
         self.query_max_len = query_max_len
@@ -173,16 +193,24 @@ class ICLEvaluator(Evaluator):
         """Evaluate ``encoder`` (an Embedder) in every mode."""
         cache: dict = {}
         results: dict[str, float] = {}
-        prefix = f"{self.name}/"
+        prefix = f"{self.inner.name}/"
         for mode in self.modes:
-            wrapped = ICLEncoder(encoder, mode, self.task, self.examples, self.template,
-                                 query_max_len=self.query_max_len, doc_max_len=self.doc_max_len, doc_cache=cache)
+            wrapped = ICLEncoder(
+                encoder,
+                mode,
+                self.task,
+                self.examples,
+                self.template,
+                query_max_len=self.query_max_len,
+                doc_max_len=self.doc_max_len,
+                doc_cache=cache,
+            )
             self.inner.batch_size = self.batch_size
             metrics = self.inner(wrapped)
             self.last_stats[mode] = wrapped.builder.stats.as_dict()
             if wrapped.builder.stats.dropped:
                 log.warning("%s/%s: %s", self.name, mode, wrapped.builder.stats.as_dict())
             for key, value in metrics.items():
-                rest = key[len(prefix):] if key.startswith(prefix) else key
+                rest = key[len(prefix) :] if key.startswith(prefix) else key
                 results[f"{self.name}/{mode}/{rest}"] = value
         return results

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from embedlight.embedder import Embedder
-from embedlight.modules.optim import configure
+from embedlight.modules.optim import configure, current_lr
 
 
 class ContrastiveModule(L.LightningModule):
@@ -61,6 +61,8 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=q.size(0))
         kind = "train/contrastive_loss" if labels is None else "train/pair_loss"
         self.log(kind, loss, batch_size=q.size(0))  # per batch type, for mixtures
+        if (lr := current_lr(self)) is not None:
+            self.log("train/lr", lr, batch_size=q.size(0))
         return loss
 
     def configure_optimizers(self) -> Any:

@@ -66,10 +66,17 @@ class ICLModule(ContrastiveModule):
         loss = super().training_step(batch, batch_idx)
         stats = batch.get("icl")
         if stats:
-            n = float(batch["query"]["input_ids"].size(0))
-            self.log_dict({"icl/examples": stats["kept"] / n, "icl/dropped": float(stats["dropped"]),
-                           "icl/truncated": float(stats["truncated"]), "icl/all_dropped": float(stats["all_dropped"])},
-                          batch_size=int(n))
+            n = int(batch["query"]["input_ids"].size(0))
+            self.log("icl/examples", stats["kept"] / n, batch_size=n)  # mean examples per query
+            counts = {f"icl/{k}": float(stats[k]) for k in ("dropped", "truncated", "all_dropped")}
+            self.log_dict(counts, batch_size=n)  # this batch
+            self.log_dict(
+                {f"{k}_total": v for k, v in counts.items()},
+                batch_size=n,
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+            )  # the epoch's total
         return loss
 
     def on_fit_start(self) -> None:

@@ -37,7 +37,13 @@ def word_continuation_table(tokenizer: PreTrainedTokenizerBase, vocab_size: int)
     if any(t.startswith("##") for t in tokens):
         cont = [vocab[t] for t in tokens if t.startswith("##")]
     else:
-        marker = "▁" if any(t.startswith("▁") for t in tokens) else "Ġ" if any(t.startswith("Ġ") for t in tokens) else None
+        marker = (
+            "▁"
+            if any(t.startswith("▁") for t in tokens)
+            else "Ġ"
+            if any(t.startswith("Ġ") for t in tokens)
+            else None
+        )
         if marker is None:
             return table  # no sub-word marker: every token is its own word
         special = set(tokenizer.all_special_tokens)
@@ -96,13 +102,12 @@ def sample_mlm_mask(
     scores = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)  # (B, L)
     if continuation_table is None:
         return _select_ratio(scores, maskable, ratio)  # (B, L)
-    # whole words: a word starts at every maskable token that is not a continuation piece
-    starts = maskable & ~continuation_table[input_ids]  # (B, L)
+    # whole words: a word starts at every maskable non-continuation piece, and at a maskable piece right
+    # after a special token or padding (a continuation there has no word to continue)
+    after_unmaskable = torch.ones_like(maskable)  # (B, L)
+    after_unmaskable[:, 1:] = ~maskable[:, :-1]
+    starts = maskable & (~continuation_table[input_ids] | after_unmaskable)  # (B, L)
     word_id = torch.cumsum(starts.long(), dim=1) - 1  # (B, L) index of the word each token belongs to
-    # a continuation piece right after a special token/padding has no word of its own: treat as a start
-    orphan = maskable & (word_id < 0)  # (B, L)
-    starts = starts | orphan  # (B, L)
-    word_id = torch.cumsum(starts.long(), dim=1) - 1  # (B, L)
     word_eligible = _words_present(word_id, starts)  # (B, L) word slots that exist in each row
     chosen_words = _select_ratio(scores, word_eligible, ratio)  # (B, L) over word slots
     return chosen_words.gather(1, word_id.clamp(min=0)) & maskable  # (B, L)
@@ -143,7 +148,9 @@ def apply_mlm_mask(
     u = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)  # (B, L)
     to_mask = mask & (u < replace_prob)  # (B, L)
     to_random = mask & (u >= replace_prob) & (u < replace_prob + random_prob)  # (B, L)
-    random_ids = torch.randint(vocab_size, input_ids.shape, device=input_ids.device, generator=generator)  # (B, L)
+    random_ids = torch.randint(
+        vocab_size, input_ids.shape, device=input_ids.device, generator=generator
+    )  # (B, L)
     corrupted = input_ids.masked_fill(to_mask, mask_token_id)  # (B, L)
     corrupted = torch.where(to_random, random_ids, corrupted)  # (B, L)
     return corrupted, labels

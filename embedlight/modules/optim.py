@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import lightning as L
 from torch import nn
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layernorm.weight", "layer_norm.weight", "norm.weight")
@@ -32,3 +33,11 @@ def configure(module: nn.Module, optimizer: Callable, scheduler: Callable | None
         "optimizer": opt,
         "lr_scheduler": {"scheduler": scheduler(opt, num_training_steps=total_steps), "interval": "step"},
     }
+
+
+def current_lr(module: L.LightningModule) -> float | None:
+    """The first parameter group's learning rate, or None outside a fit."""
+    trainer = module._trainer
+    if trainer is None or not trainer.optimizers:
+        return None
+    return float(trainer.optimizers[0].param_groups[0]["lr"])

@@ -45,7 +45,7 @@ from embedlight.modules.masking import (
     special_token_table,
     word_continuation_table,
 )
-from embedlight.modules.optim import configure
+from embedlight.modules.optim import configure, current_lr
 from embedlight.registry import build as build_component
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,20 @@ HEAD_FILE = "retromae_mlm_head.safetensors"  # written by export(); read back wh
 
 # checkpoint key prefixes of known MLM heads -> our names (dense, norm, bias)
 _HEAD_LAYOUTS = {
-    "cls.predictions.": {"transform.dense.weight": "dense.weight", "transform.dense.bias": "dense.bias",
-                         "transform.LayerNorm.weight": "norm.weight", "transform.LayerNorm.bias": "norm.bias",
-                         "bias": "bias"},
-    "lm_head.": {"dense.weight": "dense.weight", "dense.bias": "dense.bias", "layer_norm.weight": "norm.weight",
-                 "layer_norm.bias": "norm.bias", "bias": "bias"},
+    "cls.predictions.": {
+        "transform.dense.weight": "dense.weight",
+        "transform.dense.bias": "dense.bias",
+        "transform.LayerNorm.weight": "norm.weight",
+        "transform.LayerNorm.bias": "norm.bias",
+        "bias": "bias",
+    },
+    "lm_head.": {
+        "dense.weight": "dense.weight",
+        "dense.bias": "dense.bias",
+        "layer_norm.weight": "norm.weight",
+        "layer_norm.bias": "norm.bias",
+        "bias": "bias",
+    },
 }
 
 
@@ -105,8 +114,16 @@ class DecoderLayer(nn.Module):
         attn_dropout: Dropout on the attention probabilities.
     """
 
-    def __init__(self, hidden: int, heads: int, intermediate: int, act: str = "gelu", eps: float = 1e-12,
-                 dropout: float = 0.1, attn_dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        intermediate: int,
+        act: str = "gelu",
+        eps: float = 1e-12,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         if hidden % heads:
             raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
@@ -150,8 +167,8 @@ def _checkpoint_head_state(folder: str) -> dict[str, torch.Tensor]:
         with safe_open(path, framework="pt") as fh:
             for key in fh.keys():
                 for prefix, names in _HEAD_LAYOUTS.items():
-                    if key.startswith(prefix) and key[len(prefix):] in names:
-                        state[names[key[len(prefix):]]] = fh.get_tensor(key)
+                    if key.startswith(prefix) and key[len(prefix) :] in names:
+                        state[names[key[len(prefix) :]]] = fh.get_tensor(key)
     return state
 
 
@@ -197,7 +214,10 @@ class RetroMAEModule(L.LightningModule):
             raise ValueError(f"module.mode must be 'basic' or 'enhanced', got {mode!r}")
         if mlm_head not in ("auto", "fresh"):
             raise ValueError(f"module.mlm_head must be 'auto' or 'fresh', got {mlm_head!r}")
-        for name, value in (("encoder_mask_ratio", encoder_mask_ratio), ("decoder_mask_ratio", decoder_mask_ratio)):
+        for name, value in (
+            ("encoder_mask_ratio", encoder_mask_ratio),
+            ("decoder_mask_ratio", decoder_mask_ratio),
+        ):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"module.{name} must be in (0, 1), got {value}")
         tokenizer = backbone.tokenizer
@@ -213,7 +233,9 @@ class RetroMAEModule(L.LightningModule):
         self.replace_prob = replace_prob
         self.random_prob = random_prob
         self.mask_token_id = int(tokenizer.mask_token_id)
-        self.optimizer_factory = optimizer or (lambda params: torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01))
+        self.optimizer_factory = optimizer or (
+            lambda params: torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+        )
         self.scheduler_factory = scheduler
 
         model = backbone.model
@@ -221,7 +243,9 @@ class RetroMAEModule(L.LightningModule):
         hidden = int(backbone.hidden_size)
         word = model.get_input_embeddings()
         self.vocab_size = int(word.weight.size(0))
-        self.register_buffer("special_table", special_token_table(tokenizer, self.vocab_size), persistent=False)
+        self.register_buffer(
+            "special_table", special_token_table(tokenizer, self.vocab_size), persistent=False
+        )
         cont = word_continuation_table(tokenizer, self.vocab_size) if whole_word_mask else None
         self.register_buffer("continuation_table", cont, persistent=False)
 
@@ -232,9 +256,13 @@ class RetroMAEModule(L.LightningModule):
 
         # the decoder: one layer shaped like the encoder's layers, fresh weights (as in the paper)
         self.decoder = DecoderLayer(
-            hidden, int(_cfg(config, "num_attention_heads", max(1, hidden // 64))),
-            int(_cfg(config, "intermediate_size", 4 * hidden)), act if isinstance(act, str) else "gelu", eps,
-            float(_cfg(config, "hidden_dropout_prob", 0.1)), float(_cfg(config, "attention_probs_dropout_prob", 0.1)),
+            hidden,
+            int(_cfg(config, "num_attention_heads", max(1, hidden // 64))),
+            int(_cfg(config, "intermediate_size", 4 * hidden)),
+            act if isinstance(act, str) else "gelu",
+            eps,
+            float(_cfg(config, "hidden_dropout_prob", 0.1)),
+            float(_cfg(config, "attention_probs_dropout_prob", 0.1)),
         )
         std = float(_cfg(config, "initializer_range", 0.02))
         for m in self.decoder.modules():
@@ -251,8 +279,9 @@ class RetroMAEModule(L.LightningModule):
             nn.init.normal_(self.position_embeddings.weight, std=std)
 
         # the embedding the decoder is trained through: [CLS], normalised for retrieval evaluation
-        self.embedder = Embedder(backbone, build_component("pooler", "cls"), normalize=True,
-                                 max_length=embed_max_length)
+        self.embedder = Embedder(
+            backbone, build_component("pooler", "cls"), normalize=True, max_length=embed_max_length
+        )
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -301,16 +330,24 @@ class RetroMAEModule(L.LightningModule):
             ``encoder_ids``/``encoder_labels`` (B, L); for ``basic`` ``decoder_ids``/``decoder_labels``
             (B, L); for ``enhanced`` ``visible`` (B, L, L) and ``decoder_labels`` (B, L).
         """
-        enc_mask = sample_mlm_mask(input_ids, attention_mask, self.encoder_mask_ratio, self.special_table,
-                                   self.continuation_table)  # (B, L)
-        enc_ids, enc_labels = apply_mlm_mask(input_ids, enc_mask, self.mask_token_id, self.vocab_size,
-                                             self.replace_prob, self.random_prob)  # (B, L), (B, L)
+        enc_mask = sample_mlm_mask(
+            input_ids, attention_mask, self.encoder_mask_ratio, self.special_table, self.continuation_table
+        )  # (B, L)
+        enc_ids, enc_labels = apply_mlm_mask(
+            input_ids, enc_mask, self.mask_token_id, self.vocab_size, self.replace_prob, self.random_prob
+        )  # (B, L), (B, L)
         out = {"encoder_ids": enc_ids, "encoder_labels": enc_labels}
         if self.mode == "basic":
-            dec_mask = sample_mlm_mask(input_ids, attention_mask, self.decoder_mask_ratio, self.special_table,
-                                       self.continuation_table)  # (B, L)
+            dec_mask = sample_mlm_mask(
+                input_ids,
+                attention_mask,
+                self.decoder_mask_ratio,
+                self.special_table,
+                self.continuation_table,
+            )  # (B, L)
             out["decoder_ids"], out["decoder_labels"] = apply_mlm_mask(
-                input_ids, dec_mask, self.mask_token_id, self.vocab_size, self.replace_prob, self.random_prob)
+                input_ids, dec_mask, self.mask_token_id, self.vocab_size, self.replace_prob, self.random_prob
+            )
         else:
             out["visible"] = enhanced_decoding_mask(attention_mask, self.decoder_mask_ratio)  # (B, L, L)
             targets = attention_mask.bool().clone()  # (B, L) every real token ...
@@ -328,8 +365,41 @@ class RetroMAEModule(L.LightningModule):
         logits = self.mlm_head(hidden[picked])  # (M, V)
         return F.cross_entropy(logits.float(), labels[picked])
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def decoder_loss(
+        self,
+        cls: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        masks: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Reconstruction loss of the one-layer decoder from the sentence embedding ``cls`` (B, 1, H).
+
+        Args:
+            cls: The encoder's [CLS] states, (B, 1, H).
+            input_ids: The original (unmasked) token ids, (B, L).
+            attention_mask: 1 for real tokens, (B, L).
+            masks: :meth:`build_masks` output.
+        """
+        length = input_ids.size(1)
+        if self.mode == "basic":
+            tokens = self._embed(masks["decoder_ids"])  # (B, L, H)
+            content = torch.cat([cls, tokens[:, 1:]], dim=1)  # (B, L, H)
+            real = attention_mask.bool()  # (B, L)
+            visible = real.unsqueeze(1).expand(-1, length, -1)  # (B, L, L) ordinary padding mask
+            decoded = self.decoder(content, content, visible)  # (B, L, H)
+        else:
+            tokens = self._embed(input_ids)  # (B, L, H) unmasked: the attention mask hides tokens
+            content = torch.cat([cls, tokens[:, 1:]], dim=1)  # (B, L, H) content stream
+            query = cls + self._positions(length, input_ids.device).unsqueeze(0)  # (B, L, H) query stream
+            decoded = self.decoder(query, content, masks["visible"])  # (B, L, H)
+        return self._mlm_loss(decoded, masks["decoder_labels"])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        masks: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Encoder MLM + decoder reconstruction losses for one batch (right-padded, slot 0 = [CLS]).
 
         Args:
@@ -344,25 +414,14 @@ class RetroMAEModule(L.LightningModule):
         hidden = self.backbone(masks["encoder_ids"], attention_mask)  # (B, L, H)
         encoder_mlm = self._mlm_loss(hidden, masks["encoder_labels"])
         cls = hidden[:, :1]  # (B, 1, H) the sentence embedding
-        length = input_ids.size(1)
-        if self.mode == "basic":
-            tokens = self._embed(masks["decoder_ids"])  # (B, L, H)
-            content = torch.cat([cls, tokens[:, 1:]], dim=1)  # (B, L, H)
-            real = attention_mask.bool()  # (B, L)
-            visible = real.unsqueeze(1).expand(-1, length, -1)  # (B, L, L) ordinary padding mask
-            decoded = self.decoder(content, content, visible)  # (B, L, H)
-        else:
-            tokens = self._embed(input_ids)  # (B, L, H) unmasked: the attention mask hides tokens
-            content = torch.cat([cls, tokens[:, 1:]], dim=1)  # (B, L, H) content stream
-            query = cls + self._positions(length, input_ids.device).unsqueeze(0)  # (B, L, H) query stream
-            decoded = self.decoder(query, content, masks["visible"])  # (B, L, H)
-        decoder_loss = self._mlm_loss(decoded, masks["decoder_labels"])
+        decoder_loss = self.decoder_loss(cls, input_ids, attention_mask, masks)
         loss = self.encoder_loss_weight * encoder_mlm + self.decoder_loss_weight * decoder_loss
-        return {"loss": loss, "encoder_mlm": encoder_mlm, "decoder_loss": decoder_loss, "embedding": cls[:, 0]}
-
-    def on_train_start(self) -> None:
-        # transformers' from_pretrained returns the encoder in eval mode; RetroMAE trains it with dropout
-        self.train()
+        return {
+            "loss": loss,
+            "encoder_mlm": encoder_mlm,
+            "decoder_loss": decoder_loss,
+            "embedding": cls[:, 0],
+        }
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self(batch["input_ids"], batch["attention_mask"])
@@ -370,12 +429,16 @@ class RetroMAEModule(L.LightningModule):
         self.log("train/encoder_mlm", out["encoder_mlm"], batch_size=size)
         self.log("train/decoder_loss", out["decoder_loss"], prog_bar=True, batch_size=size)
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=size)
+        if (lr := current_lr(self)) is not None:
+            self.log("train/lr", lr, batch_size=size)
         return out["loss"]
 
     def configure_optimizers(self) -> Any:
         total = self.trainer.estimated_stepping_batches
         if self.scheduler_factory is not None and not math.isfinite(total):
-            raise ValueError("the training data has no length (streaming): set trainer.max_steps for the schedule")
+            raise ValueError(
+                "the training data has no length (streaming): set trainer.max_steps for the schedule"
+            )
         return configure(self, self.optimizer_factory, self.scheduler_factory, total)
 
     def export(self, directory: str) -> str:
@@ -388,7 +451,14 @@ class RetroMAEModule(L.LightningModule):
         head = {k: v.detach().float().contiguous().cpu() for k, v in self.mlm_head.state_dict().items()}
         save_file(head, os.path.join(directory, HEAD_FILE))
         with open(os.path.join(directory, "retromae.json"), "w", encoding="utf-8") as fh:
-            json.dump({"mode": self.mode, "encoder_mask_ratio": self.encoder_mask_ratio,
-                       "decoder_mask_ratio": self.decoder_mask_ratio, "whole_word_mask": self.whole_word_mask}, fh,
-                      indent=2)
+            json.dump(
+                {
+                    "mode": self.mode,
+                    "encoder_mask_ratio": self.encoder_mask_ratio,
+                    "decoder_mask_ratio": self.decoder_mask_ratio,
+                    "whole_word_mask": self.whole_word_mask,
+                },
+                fh,
+                indent=2,
+            )
         return directory

@@ -39,10 +39,17 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     backbone = HFEncoder(args.backbone)
-    files = [os.path.join(args.shared_dir, d, "corpus.jsonl") for d in ("retrieval_msmarco_subset",
-                                                                         "retrieval_dbpedia_subset")]
-    dm = PretrainDataModule(backbone.tokenizer, train_files=files, title_field="title", max_len=args.max_len,
-                            batch_size=args.batch_size)
+    files = [
+        os.path.join(args.shared_dir, d, "corpus.jsonl")
+        for d in ("retrieval_msmarco_subset", "retrieval_dbpedia_subset")
+    ]
+    dm = PretrainDataModule(
+        backbone.tokenizer,
+        train_files=files,
+        title_field="title",
+        max_len=args.max_len,
+        batch_size=args.batch_size,
+    )
     dm.setup("fit")
     batches = iter(dm.train_dataloader())
     for mode in args.modes.split(","):
@@ -75,12 +82,22 @@ def main() -> None:
             if i:  # the first step is warm-up
                 step_s.append(time.perf_counter() - t)
         mask_ms, step_ms = statistics.median(mask_s) * 1e3, statistics.median(step_s) * 1e3
-        print(json.dumps({
-            "mode": mode, "device": str(device), "threads": torch.get_num_threads(), "backbone": args.backbone,
-            "batch": list(ids.shape), "whole_word_mask": args.whole_word_mask,
-            "mask_ms_median": round(mask_ms, 3), "step_ms_median": round(step_ms, 1),
-            "mask_share_of_step": round(mask_ms / step_ms, 5),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "mode": mode,
+                    "device": str(device),
+                    "threads": torch.get_num_threads(),
+                    "backbone": args.backbone,
+                    "batch": list(ids.shape),
+                    "whole_word_mask": args.whole_word_mask,
+                    "mask_ms_median": round(mask_ms, 3),
+                    "step_ms_median": round(step_ms, 1),
+                    "mask_share_of_step": round(mask_ms / step_ms, 5),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

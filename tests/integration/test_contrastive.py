@@ -107,7 +107,7 @@ def test_embedlight_eval_on_an_export(tiny_bert, tmp_path):
     """`embedlight-eval` loads an export through sentence-transformers and scores it like training did."""
     from embedlight.eval import evaluate
 
-    overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=2)
+    overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=2, extra=["logger=none"])
     result = run(compose_cfg(overrides))
     beir = str(tmp_path / "beir")
     with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):
