@@ -90,20 +90,52 @@ class Embedder(nn.Module):
             (N, D) float32 embeddings on the CPU, in input order.
         """
         prefix = self.prompts.get(kind, "") if instruction is None else instruction
+        return self.embed_texts(
+            texts,
+            [prefix] * len(texts),
+            batch_size=batch_size,
+            show_progress=show_progress,
+            desc=f"encode {kind}",
+        )
+
+    @torch.no_grad()
+    def embed_texts(
+        self,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        *,
+        max_length: int | None = None,
+        append_eos: bool | None = None,
+        batch_size: int = 64,
+        show_progress: bool = False,
+        desc: str = "encode",
+    ) -> torch.Tensor:
+        """Embed ``prefixes[i] + texts[i]`` in length-sorted batches, in eval mode, without autocast.
+
+        Args:
+            texts: Texts to embed.
+            prefixes: One instruction/prompt per text.
+            max_length: Token limit (default: ``self.max_length``).
+            append_eos: Append [EOS] (default: the backbone's ``append_eos``).
+            batch_size: Texts per forward pass.
+            show_progress: Show a progress bar.
+            desc: Progress-bar label.
+
+        Returns:
+            (N, D) float32 embeddings on the CPU, in input order.
+        """
+        max_length = max_length or self.max_length
+        eos = getattr(self.backbone, "append_eos", False) if append_eos is None else append_eos
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        order = sorted(range(len(texts)), key=lambda i: -len(prefixes[i]) - len(texts[i]))
         out = torch.empty(len(texts), self.dim)  # (N, D)
         steps = range(0, len(order), batch_size)
-        for start in tqdm(steps, desc=f"encode {kind}", disable=not show_progress, leave=False):
+        for start in tqdm(steps, desc=desc, disable=not show_progress, leave=False):
             idx = order[start : start + batch_size]
             batch = tokenize(
-                self.tokenizer,
-                [texts[i] for i in idx],
-                [prefix] * len(idx),
-                self.max_length,
-                getattr(self.backbone, "append_eos", False),
+                self.tokenizer, [texts[i] for i in idx], [prefixes[i] for i in idx], max_length, eos
             )
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, enabled=False):

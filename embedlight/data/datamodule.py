@@ -76,6 +76,8 @@ class ContrastiveDataModule(L.LightningDataModule):
         append_eos: Append [EOS] (set from the backbone by the entry point).
         pad_to_multiple_of: Round padded lengths up.
         prepare: Optional callable run once in ``prepare_data`` (e.g. building the demo dataset).
+        group_by_length: Batch rows of similar length together (less padding; see
+            :class:`~embedlight.data.mixture.MixtureBatchSampler`). Off by default.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         append_eos: bool = False,
         pad_to_multiple_of: int | None = None,
         prepare: Callable[[], Any] | None = None,
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
@@ -115,6 +118,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         self.append_eos = append_eos
         self.pad_to_multiple_of = pad_to_multiple_of
         self.prepare = prepare
+        self.group_by_length = group_by_length
         self.sources: list[Source] = []
         self.batch_sampler: MixtureBatchSampler | None = None
 
@@ -209,6 +213,7 @@ class ContrastiveDataModule(L.LightningDataModule):
             drop_last=True,
             rank=rank,
             world_size=world,
+            group_by_length=self.group_by_length,
         )
         if len(self.batch_sampler) == 0:
             raise ValueError(

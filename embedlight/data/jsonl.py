@@ -102,8 +102,8 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
     raise ValueError(f"unknown data kind {kind!r}; expected one of {TRIPLET}, {PAIRS}, {TEXT}")
 
 
-def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield validated rows of a JSONL file; the first row fixes ``kind`` when it is None."""
+def iter_objects(path: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, parsed JSON value)`` for each non-empty line of a JSONL file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"training file not found: {path}")
     with open(path, encoding="utf-8") as fh:
@@ -111,26 +111,23 @@ def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataFormatError(
                     path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})"
                 ) from err
-            if kind is None:
-                kind = detect_kind(row) if isinstance(row, dict) else TRIPLET
-            yield validate_row(path, line_no, row, kind)
+
+
+def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield validated rows of a JSONL file; the first row fixes ``kind`` when it is None."""
+    for line_no, row in iter_objects(path):
+        if kind is None:
+            kind = detect_kind(row) if isinstance(row, dict) else TRIPLET
+        yield validate_row(path, line_no, row, kind)
 
 
 def sniff_kind(path: str) -> str:
     """Schema of a JSONL file, from its first non-empty row."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"training file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataFormatError(path, line_no, None, f"invalid JSON ({err.msg})") from err
-                return detect_kind(row) if isinstance(row, dict) else TRIPLET
+    for _, row in iter_objects(path):
+        return detect_kind(row) if isinstance(row, dict) else TRIPLET
     raise DataFormatError(path, 1, None, "file is empty")

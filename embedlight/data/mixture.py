@@ -99,6 +99,22 @@ class MixtureDataset(Dataset):
         return {"source": src_idx, "query": row["query"], "docs": [pos, *chosen], "prompt": row.get("prompt")}
 
 
+def row_lengths(source: Source) -> list[int]:
+    """Length proxy (characters) of every row: query + mean positive for triplets, text1 + text2 for pairs.
+
+    Read column-wise when the rows are a ``datasets.Dataset`` (no per-row Python over Arrow rows).
+    """
+    rows = source.rows
+    columnar = hasattr(rows, "column_names")
+    if source.kind == PAIRS:
+        a = rows["text1"] if columnar else [r["text1"] for r in rows]
+        b = rows["text2"] if columnar else [r["text2"] for r in rows]
+        return [len(x) + len(y) for x, y in zip(a, b)]
+    queries = rows["query"] if columnar else [r["query"] for r in rows]
+    positives = rows["pos"] if columnar else [r["pos"] for r in rows]
+    return [len(q) + sum(len(p) for p in pos) // max(1, len(pos)) for q, pos in zip(queries, positives)]
+
+
 class MixtureBatchSampler(Sampler[list[Key]]):
     """Per-epoch batches over a weighted mixture of sources.
 
@@ -115,6 +131,10 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         drop_last: Drop a bucket's last incomplete batch (keeps shapes equal across ranks).
         rank: This process's data-parallel rank.
         world_size: Number of data-parallel ranks.
+        group_by_length: Less padding: after the epoch's shuffle, cut each bucket into mega-batches of
+            ``batch_size * megabatch_mult`` rows, sort each by length (longest first) and cut it into
+            batches; the batches are then shuffled. Still a pure function of ``(seed, epoch)``.
+        megabatch_mult: Batches per mega-batch (50, as transformers' ``LengthGroupedSampler``).
     """
 
     def __init__(
@@ -126,6 +146,8 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         drop_last: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        group_by_length: bool = False,
+        megabatch_mult: int = 50,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
@@ -136,8 +158,17 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
+        self.group_by_length = group_by_length
+        self.megabatch_mult = max(1, int(megabatch_mult))
+        self._lengths: list[list[int]] | None = None
         self.epoch = 0
         self._skip = 0
+
+    def lengths(self) -> list[list[int]]:
+        """Per source, per row: a length proxy in characters (query + mean positive, or both texts)."""
+        if self._lengths is None:
+            self._lengths = [row_lengths(s) for s in self.sources]
+        return self._lengths
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (called by Lightning before each epoch)."""
@@ -165,8 +196,16 @@ class MixtureBatchSampler(Sampler[list[Key]]):
                 order.extend(perm)
             buckets.setdefault(self._bucket(s_idx), []).extend((epoch, s_idx, r) for r in order[:want])
         batches: list[list[Key]] = []
+        lengths = self.lengths() if self.group_by_length else None
         for keys in buckets.values():
             rng.shuffle(keys)
+            if lengths is not None:
+                mega = self.batch_size * self.megabatch_mult
+                keys = [
+                    k
+                    for start in range(0, len(keys), mega)
+                    for k in sorted(keys[start : start + mega], key=lambda k: -lengths[k[1]][k[2]])
+                ]
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start : start + self.batch_size]
                 if len(chunk) == self.batch_size or not self.drop_last:

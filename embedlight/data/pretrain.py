@@ -6,7 +6,6 @@ included); the collator only pads. Masking happens in the module, on the device.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +18,7 @@ from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import TEXT, DataFormatError, read_jsonl
+from embedlight.data.jsonl import TEXT, DataFormatError, iter_objects, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -37,35 +36,20 @@ def read_texts(
     if text_field == "text" and title_field is None:
         yield from read_jsonl(path, TEXT)
         return
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"training file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})"
-                ) from err
-            if not isinstance(row, dict):
-                raise DataFormatError(
-                    path, line_no, None, f"expected a JSON object, got {type(row).__name__}"
-                )
-            text = row.get(text_field)
-            if text is None:
-                raise DataFormatError(path, line_no, text_field, "missing")
-            if not isinstance(text, str):
-                raise DataFormatError(
-                    path, line_no, text_field, f"expected a string, got {type(text).__name__}"
-                )
-            title = row.get(title_field) if title_field else None
-            if title is not None and not isinstance(title, str):
-                raise DataFormatError(
-                    path, line_no, title_field, f"expected a string, got {type(title).__name__}"
-                )
-            yield {"text": f"{title}. {text}" if title else text}
+    for line_no, row in iter_objects(path):
+        if not isinstance(row, dict):
+            raise DataFormatError(path, line_no, None, f"expected a JSON object, got {type(row).__name__}")
+        text = row.get(text_field)
+        if text is None:
+            raise DataFormatError(path, line_no, text_field, "missing")
+        if not isinstance(text, str):
+            raise DataFormatError(path, line_no, text_field, f"expected a string, got {type(text).__name__}")
+        title = row.get(title_field) if title_field else None
+        if title is not None and not isinstance(title, str):
+            raise DataFormatError(
+                path, line_no, title_field, f"expected a string, got {type(title).__name__}"
+            )
+        yield {"text": f"{title}. {text}" if title else text}
 
 
 def _generate(paths: list[str], text_field: str, title_field: str | None, stamps: list[str]):

@@ -30,7 +30,6 @@ from embedlight.data.icl import (
     ICLPromptBuilder,
     load_examples,
 )
-from embedlight.data.tokenize import tokenize
 from embedlight.evaluation.base import Evaluator
 
 log = logging.getLogger(__name__)
@@ -119,20 +118,14 @@ class ICLEncoder:
                 return self.doc_cache[key]
         prefixes, bodies = self.inputs(texts, kind)
         max_len = self.query_max_len if kind == "query" else self.doc_max_len
-        emb = self.embedder
-        was_training = emb.training
-        emb.eval()
-        device = next(emb.parameters()).device
-        order = sorted(range(len(bodies)), key=lambda i: -len(prefixes[i]) - len(bodies[i]))
-        out = torch.empty(len(bodies), emb.dim)  # (N, D)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenize(
-                emb.tokenizer, [bodies[i] for i in idx], [prefixes[i] for i in idx], max_len, self.append_eos
-            )
-            batch = {k: v.to(device) for k, v in batch.items()}
-            out[idx] = emb(batch).float().cpu()  # (b, D)
-        emb.train(was_training)
+        out = self.embedder.embed_texts(
+            bodies,
+            prefixes,
+            max_length=max_len,
+            append_eos=self.append_eos,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
         if key is not None:
             self.doc_cache[key] = out
         return out
