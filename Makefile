@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install demo test test-all lint format clean
+.PHONY: help install demo test test-all bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test: install  ## the default suite (tiny models; no slow or GPU tests)
 
 test-all: install  ## every test, real-weight (slow) ones included; GPU tests skip without CUDA
 	$(BIN)/pytest -q
+
+bench: install  ## side-by-side training/encoding benchmark vs sentence-transformers (~15 min on 2 cores)
+	$(BIN)/python benchmarks/bench_vs_st.py $(BENCH_ARGS)
 
 lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -88,3 +88,59 @@ def test_bad_sizes():
         MixtureDataset([], group_size=0)
     with pytest.raises(ValueError, match="batch_size"):
         MixtureBatchSampler([], batch_size=0)
+
+
+def _varied(n, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    return [
+        {"query": "q" * rng.randint(1, 20), "pos": ["p" * rng.randint(1, 400)], "neg": []} for _ in range(n)
+    ]
+
+
+def test_group_by_length_keeps_the_rows_and_cuts_padding():
+    sources = [Source("a", _varied(400))]
+    plain = MixtureBatchSampler(sources, 8, seed=3)
+    grouped = MixtureBatchSampler(sources, 8, seed=3, group_by_length=True, megabatch_mult=10)
+    assert sorted(k for b in plain for k in b) == sorted(k for b in grouped for k in b)
+    assert len(list(grouped)) == len(grouped) == len(list(plain))
+    lengths = grouped.lengths()[0]
+
+    def waste(sampler):  # padded slots: sum over batches of (max - each)
+        return sum(max(lengths[k[2]] for k in b) * len(b) - sum(lengths[k[2]] for k in b) for b in sampler)
+
+    assert waste(grouped) < 0.5 * waste(plain)
+
+
+def test_group_by_length_is_deterministic_shuffled_and_resumable():
+    sources = [
+        Source("a", _varied(400)),
+        Source("c", [{"text1": "x" * i, "text2": "y", "score": 1.0} for i in range(64)], kind=PAIRS),
+    ]
+    s1 = MixtureBatchSampler(sources, 8, seed=5, group_by_length=True, megabatch_mult=4)
+    s2 = MixtureBatchSampler(sources, 8, seed=5, group_by_length=True, megabatch_mult=4)
+    full = list(s1)
+    assert full == list(s2)  # a pure function of (seed, epoch)
+    firsts = [max(len(sources[k[1]].rows[k[2]].get("pos", [""])[0]) for k in b) for b in full[:10]]
+    assert firsts != sorted(firsts, reverse=True)  # batches are shuffled, not globally sorted
+    s2.set_epoch(1)
+    assert list(s2) != full
+    s1.skip_batches(7)
+    assert list(s1) == full[7:]
+    for batch in full:  # schemas still never mix
+        assert len({sources[k[1]].kind for k in batch}) == 1
+    shards = [
+        list(MixtureBatchSampler(sources, 8, seed=5, rank=r, world_size=2, group_by_length=True))
+        for r in (0, 1)
+    ]
+    assert not {tuple(b) for b in shards[0]} & {tuple(b) for b in shards[1]}
+
+
+def test_group_by_length_reads_a_datasets_column():
+    import datasets
+
+    rows = datasets.Dataset.from_list(_varied(20))
+    assert MixtureBatchSampler([Source("a", rows)], 4, group_by_length=True).lengths()[0] == [
+        len(r["query"]) + len(r["pos"][0]) for r in _varied(20)
+    ]
