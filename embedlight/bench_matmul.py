@@ -13,13 +13,12 @@ the best of ``--trials`` is reported. On the CPU it uses torch's current thread 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 
 import torch
 
 from embedlight.callbacks.throughput import peak_cache_path
+from embedlight.utils import write_json
 
 
 def matmul_tflops(
@@ -98,9 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {key:<5} {value:8.3f} TFLOP/s")
     for path in [args.json, peak_cache_path() if args.save else None]:
         if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
-                json.dump(result, fh, indent=2)
+            write_json(path, result)
             print(f"wrote {path}")
     return result
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from tqdm.auto import tqdm
 
 from embedlight.data.instructions import render, resolve_template
 from embedlight.data.tokenize import tokenize
+from embedlight.utils import write_json
 
 
 class Embedder(nn.Module):
@@ -164,7 +164,7 @@ class Embedder(nn.Module):
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         ]
-        _write_json(
+        write_json(
             os.path.join(directory, "1_Pooling", "config.json"),
             {
                 "word_embedding_dimension": hidden,
@@ -183,7 +183,7 @@ class Embedder(nn.Module):
             idx = len(modules)
             path = f"{idx}_Dense"
             act = "torch.nn.modules.linear.Identity" if last else "torch.nn.modules.activation.GELU"
-            _write_json(
+            write_json(
                 os.path.join(directory, path, "config.json"),
                 {
                     "in_features": layer.in_features,
@@ -210,12 +210,12 @@ class Embedder(nn.Module):
                     "type": "sentence_transformers.models.Normalize",
                 }
             )
-        _write_json(os.path.join(directory, "modules.json"), modules)
-        _write_json(
+        write_json(os.path.join(directory, "modules.json"), modules)
+        write_json(
             os.path.join(directory, "sentence_bert_config.json"),
             {"max_seq_length": self.max_length, "do_lower_case": False},
         )
-        _write_json(
+        write_json(
             os.path.join(directory, "config_sentence_transformers.json"),
             {
                 "prompts": self.prompts,
@@ -223,7 +223,7 @@ class Embedder(nn.Module):
                 "similarity_fn_name": "cosine",
             },
         )
-        _write_json(
+        write_json(
             os.path.join(directory, "embedlight.json"),
             {
                 "pooler": type(self.pooler).__name__,
@@ -237,11 +237,3 @@ class Embedder(nn.Module):
             },
         )
         return directory
-
-
-def _write_json(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)

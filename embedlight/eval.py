@@ -8,9 +8,7 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from typing import Any
 
 import hydra
@@ -20,6 +18,7 @@ from omegaconf import DictConfig
 
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.evaluation import run_evaluators
+from embedlight.utils import write_json
 
 log = logging.getLogger("embedlight.eval")
 
@@ -77,9 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for key, value in sorted(metrics.items()):
         print(f"{key:<40} {value:.4f}")
     if cfg.get("output"):
-        os.makedirs(os.path.dirname(os.path.abspath(cfg.output)), exist_ok=True)
-        with open(cfg.output, "w", encoding="utf-8") as fh:
-            json.dump({"model": cfg.model, "metrics": metrics}, fh, indent=2)
+        write_json(cfg.output, {"model": cfg.model, "metrics": metrics})
     return metrics
 
 

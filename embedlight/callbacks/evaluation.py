@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from embedlight.evaluation import Evaluator, run_evaluators
+from embedlight.utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +73,7 @@ class EvaluationCallback(L.Callback):
         """Write the results gathered so far to ``output_path``."""
         if not self.output_path:
             return
-        os.makedirs(os.path.dirname(os.path.abspath(self.output_path)), exist_ok=True)
-        tmp = self.output_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.results, fh, indent=2)
-        os.replace(tmp, self.output_path)
+        write_json(self.output_path, self.results)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.before and "before" not in self.results:

@@ -20,6 +20,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from embedlight.utils import write_json
+
 log = logging.getLogger(__name__)
 
 GATED_ACTIVATIONS = {"silu", "swiglu", "geglu", "gelu_pytorch_tanh_gated"}
@@ -231,6 +233,4 @@ class ThroughputMonitor(L.Callback):
             "precision": str(trainer.precision),
         }
         if self.summary_path and trainer.is_global_zero:
-            os.makedirs(os.path.dirname(os.path.abspath(self.summary_path)), exist_ok=True)
-            with open(self.summary_path, "w", encoding="utf-8") as fh:
-                json.dump(self.summary, fh, indent=2)
+            write_json(self.summary_path, self.summary)

@@ -36,6 +36,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedlight.utils import write_json
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Article", "load_bbc_articles", "main", "prepare_bbc"]
@@ -325,9 +327,7 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
         "n_test": len(test),
         "categories": per_category,
     }
-    tmp = meta_path.with_name("meta.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, meta_path)
+    write_json(meta_path, meta)
     logger.info("Prepared BBC task in %s: %d train, %d test", out, len(train), len(test))
     return meta
 

@@ -20,7 +20,6 @@ writes it (plus a [CLS] pooler) in the same format as the contrastive recipe, wh
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import math
 import os
@@ -47,6 +46,7 @@ from embedlight.modules.masking import (
 )
 from embedlight.modules.optim import configure, current_lr
 from embedlight.registry import build as build_component
+from embedlight.utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -450,15 +450,11 @@ class RetroMAEModule(L.LightningModule):
         self.embedder.export(directory, extra={"recipe": "retromae", "mode": self.mode})
         head = {k: v.detach().float().contiguous().cpu() for k, v in self.mlm_head.state_dict().items()}
         save_file(head, os.path.join(directory, HEAD_FILE))
-        with open(os.path.join(directory, "retromae.json"), "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    "mode": self.mode,
-                    "encoder_mask_ratio": self.encoder_mask_ratio,
-                    "decoder_mask_ratio": self.decoder_mask_ratio,
-                    "whole_word_mask": self.whole_word_mask,
-                },
-                fh,
-                indent=2,
-            )
+        settings = {
+            "mode": self.mode,
+            "encoder_mask_ratio": self.encoder_mask_ratio,
+            "decoder_mask_ratio": self.decoder_mask_ratio,
+            "whole_word_mask": self.whole_word_mask,
+        }
+        write_json(os.path.join(directory, "retromae.json"), settings)
         return directory
