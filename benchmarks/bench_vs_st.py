@@ -69,7 +69,7 @@ def _evaluate(spec: dict[str, Any], model_dir: str) -> dict[str, float]:
     from embedlight.eval import SentenceTransformerEncoder
     from embedlight.evaluation import RetrievalEvaluator
 
-    encoder = SentenceTransformerEncoder(model_dir, device="cpu")
+    encoder = SentenceTransformerEncoder(model_dir, device=spec.get("device", "cpu"))
     encoder.model.max_seq_length = spec["max_len"]
     evaluator = RetrievalEvaluator(
         os.path.join(spec["data_dir"], "bbc", "test"),
@@ -91,24 +91,28 @@ def _corpus(spec: dict[str, Any]) -> list[str]:
     return data.doc_texts[: spec.get("encode_max_texts") or None]
 
 
-def _time_encode(encode, texts: list[str]) -> float:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _time_encode(encode, texts: list[str], device: str) -> float:
     encode(texts[:8])  # warm-up
+    _sync(device)
     start = time.perf_counter()
     encode(texts)
+    _sync(device)
     return len(texts) / (time.perf_counter() - start)
 
 
-def _steps_summary(times: list[float], samples: list[int], tokens: list[int], flops: list[float]) -> dict:
-    """Throughput from the end of step 1 to the end of the last step (step 1's warm-up excluded)."""
-    secs = times[-1] - times[0] if len(times) > 1 else 0.0
-    return {
-        "steps": len(times),
-        "steps_timed": len(times) - 1,
-        "seconds": secs,
-        "pairs_per_sec": sum(samples[1:]) / secs if secs else None,
-        "tokens_per_sec": sum(tokens[1:]) / secs if secs else None,
-        "tflops": sum(flops[1:]) / secs / 1e12 if secs else None,
-    }
+def _peak_gpu_mb(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,10 +132,11 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     from transformers import TrainerCallback
 
     from embedlight.backbones.resolve import resolve_pretrained
-    from embedlight.callbacks.throughput import train_flops
+    from embedlight.callbacks.throughput import TokenTally, flops_from_sums
 
     t_load = time.perf_counter()
-    model = SentenceTransformer(resolve_pretrained(MODEL), device="cpu")
+    device = spec.get("device", "cpu")
+    model = SentenceTransformer(resolve_pretrained(spec.get("model", MODEL)), device=device)
     model.max_seq_length = spec["max_len"]
     config = model[0].auto_model.config
     queries, positives = _train_pairs(spec["data_dir"])
@@ -139,24 +144,21 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / spec["temperature"])
     load_seconds = time.perf_counter() - t_load
 
-    tokens: list[int] = []
-    slots: list[int] = []
-    samples: list[int] = []
-    flops: list[float] = []
+    tally = TokenTally()  # steps 2..N, counted on the device without a per-step sync
     times: list[float] = []
 
     class Trainer(SentenceTransformerTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
-                masks = [v for k, v in inputs.items() if k.endswith("attention_mask")]
-                tokens.append(int(sum(int(m.sum()) for m in masks)))
-                slots.append(int(sum(m.numel() for m in masks)))
-                samples.append(int(masks[0].size(0)) if masks else 0)
-                flops.append(sum(train_flops(config, m.sum(dim=-1)) for m in masks))
+            if model.training and self.state.global_step >= 1:  # step 1 (warm-up) is not timed
+                masks = {k: {"attention_mask": v} for k, v in inputs.items() if k.endswith("attention_mask")}
+                first = next(iter(masks.values()), None)
+                tally.add(masks, int(first["attention_mask"].size(0)) if first else 0)
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     class StepTimer(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (1, state.max_steps):  # the timed span ends on finished GPU work
+                _sync(device)
             times.append(time.perf_counter())
 
     args = SentenceTransformerTrainingArguments(
@@ -169,7 +171,7 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
         max_grad_norm=1.0,
         seed=spec["seed"],
         bf16=spec.get("bf16", False),
-        use_cpu=True,
+        use_cpu=device == "cpu",
         report_to="none",
         save_strategy="no",
         logging_steps=10,
@@ -180,7 +182,16 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     trainer.train()
     train_wall = time.perf_counter() - t_train
     rss = _peak_rss_mb()
-    result = _steps_summary(times, samples, tokens, flops)
+    secs = times[-1] - times[0] if len(times) > 1 else 0.0
+    tokens, squared = tally.read()
+    result = {
+        "steps": len(times),
+        "steps_timed": tally.steps,
+        "seconds": secs,
+        "pairs_per_sec": tally.samples / secs if secs else None,
+        "tokens_per_sec": tokens / secs if secs else None,
+        "tflops": flops_from_sums(config, tokens, squared) / secs / 1e12 if secs else None,
+    }
     result.update(
         framework="sentence-transformers",
         precision="bf16-mixed" if spec.get("bf16") else "32-true",
@@ -188,7 +199,8 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
         train_wall_seconds=train_wall,
         first_step_seconds=times[0] - t_train if times else None,
         peak_rss_mb=rss,
-        pad_fraction=1.0 - sum(tokens[1:]) / max(1, sum(slots[1:])),
+        peak_gpu_mb=_peak_gpu_mb(device),
+        pad_fraction=1.0 - tokens / max(1, tally.slots),
     )
     model.eval()
     export = os.path.join(workdir, "st_model")
@@ -198,7 +210,7 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
         model.max_seq_length = spec["max_len"]
         with torch.inference_mode():
             result["encode_texts_per_sec"] = _time_encode(
-                lambda t: model.encode(t, batch_size=64, convert_to_tensor=True), texts
+                lambda t: model.encode(t, batch_size=64, convert_to_tensor=True), texts, device
             )
         result["encode_texts"] = len(texts)
     if not spec.get("skip_eval"):
@@ -224,12 +236,51 @@ class CompileBackbone(L.Callback):
         pl_module.embedder.backbone.model.compile(**self.compile_kwargs)
 
 
+class ProfileSteps(L.Callback):
+    """Bench-only callback: ``torch.profiler`` over steps ``start`` .. ``start + steps``; writes the
+    op table sorted by self CPU time and by device time to ``out``.
+
+    ``--el "prof=+callbacks.profile={_target_: bench_vs_st.ProfileSteps, out: prof.txt}"``
+    """
+
+    def __init__(self, out: str, start: int = 10, steps: int = 10, rows: int = 25) -> None:
+        self.out, self.start, self.steps, self.rows = out, start, steps, rows
+        self.prof: Any = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        import torch
+
+        if trainer.global_step == self.start and self.prof is None:
+            acts = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                acts.append(torch.profiler.ProfilerActivity.CUDA)
+            self.prof = torch.profiler.profile(activities=acts)
+            self.prof.__enter__()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self.prof is not None and trainer.global_step == self.start + self.steps:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.prof.__exit__(None, None, None)
+            table = self.prof.key_averages()
+            with open(self.out, "w", encoding="utf-8") as fh:
+                fh.write(f"{self.steps} steps from step {self.start}\n")
+                fh.write(table.table(sort_by="self_cpu_time_total", row_limit=self.rows) + "\n\n")
+                if torch.cuda.is_available():
+                    fh.write(table.table(sort_by="self_device_time_total", row_limit=self.rows) + "\n")
+            self.prof = False  # done
+
+
 def el_overrides(spec: dict[str, Any], workdir: str) -> list[str]:
     """The Hydra overrides that make embedlight's quickstart the benchmarked run."""
     peak = spec.get("peak_tflops") or {}
     base = [
         "experiment=quickstart",
-        f"backbone.pretrained={MODEL}",
+        f"backbone.pretrained={spec.get('model', MODEL)}",
         f"paths.output_dir={workdir}/el_out",
         f"paths.data_dir={spec['data_dir']}",
         "data.group_size=1",  # query + positive; in-batch negatives only (as MNRL on pairs)
@@ -252,8 +303,8 @@ def el_overrides(spec: dict[str, Any], workdir: str) -> list[str]:
         base.append(
             "+callbacks.throughput.peak_tflops={" + ", ".join(f"{k}: {v}" for k, v in peak.items()) + "}"
         )
-    if spec.get("quiet"):
-        base.append("callbacks.progress=null")
+    if spec.get("quiet"):  # no progress bar on either side (ST: disable_tqdm)
+        base += ["callbacks.progress=null", "+trainer.enable_progress_bar=false"]
     return base + list(spec.get("overrides") or [])
 
 
@@ -270,6 +321,7 @@ def run_el(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     out = run(cfg)
     run_wall = time.perf_counter() - t0
     rss = _peak_rss_mb()
+    device = spec.get("device", "cpu")
     with open(os.path.join(workdir, "throughput.json"), encoding="utf-8") as fh:
         summary = json.load(fh)  # written by ThroughputMonitor(summary_path=...)
     result = {
@@ -286,14 +338,15 @@ def run_el(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
         "first_step_seconds": summary["first_step_seconds"],
         "run_wall_seconds": run_wall,  # model load + fit + export
         "peak_rss_mb": rss,
+        "peak_gpu_mb": _peak_gpu_mb(device),
     }
     if not spec.get("skip_encode"):
         module, _ = build(cfg)  # encode speed does not depend on the weights
-        embedder = module.embedder.eval()
+        embedder = module.embedder.eval().to(device)
         texts = _corpus(spec)
         with torch.inference_mode():
             result["encode_texts_per_sec"] = _time_encode(
-                lambda t: embedder.encode(t, kind="document", batch_size=64), texts
+                lambda t: embedder.encode(t, kind="document", batch_size=64), texts, device
             )
         result["encode_texts"] = len(texts)
     if not spec.get("skip_eval"):
@@ -364,6 +417,7 @@ def summarise(runs: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]
                 "tflops": _median([r.get("tflops") for r in mine]),
                 "pad_fraction": _median([r.get("pad_fraction") for r in mine]),
                 "peak_rss_mb": _median([r.get("peak_rss_mb") for r in mine]),
+                "peak_gpu_mb": _median([r.get("peak_gpu_mb") for r in mine]),
                 "ndcg@10": _median([(r.get("metrics") or {}).get("bbc/ndcg@10") for r in mine]),
                 "ndcg@10_all": [(r.get("metrics") or {}).get("bbc/ndcg@10") for r in mine],
                 "encode_texts_per_sec": _median([r.get("encode_texts_per_sec") for r in mine]),
@@ -382,10 +436,15 @@ def _fmt(v: Any, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) else "-"
 
 
+def _mem(row: dict[str, Any]) -> float | None:
+    """Peak GPU memory on a GPU run, else peak RSS (MB)."""
+    return row.get("peak_gpu_mb") or row.get("peak_rss_mb")
+
+
 def table(rows: list[dict[str, Any]], peak: dict[str, float] | None, baseline: str) -> str:
     head = (
         f"{'variant':<16} {'precision':<10} {'n':>2} {'pairs/s':>8} {'x' + baseline[:6]:>9} {'tok/s':>8} "
-        f"{'pad':>5} {'MFU':>6} {'RSS MB':>7} {'nDCG@10':>8} {'enc/s':>7} {'x enc':>6}"
+        f"{'pad':>5} {'MFU':>6} {'mem MB':>7} {'nDCG@10':>8} {'enc/s':>7} {'x enc':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -394,7 +453,7 @@ def table(rows: list[dict[str, Any]], peak: dict[str, float] | None, baseline: s
         lines.append(
             f"{r['name']:<16} {str(r['precision']):<10} {r['runs']:>2} {_fmt(r['pairs_per_sec'], '8.2f')} "
             f"{_fmt(r.get('pairs_per_sec_ratio'), '8.2f')}x {_fmt(r['tokens_per_sec'], '8.0f')} "
-            f"{_fmt(r.get('pad_fraction'), '5.1%')} {_fmt(mfu, '6.1%')} {_fmt(r['peak_rss_mb'], '7.0f')} {_fmt(r['ndcg@10'], '8.4f')} "
+            f"{_fmt(r.get('pad_fraction'), '5.1%')} {_fmt(mfu, '6.1%')} {_fmt(_mem(r), '7.0f')} {_fmt(r['ndcg@10'], '8.4f')} "
             f"{_fmt(r['encode_texts_per_sec'], '7.1f')} {_fmt(r.get('encode_texts_per_sec_ratio'), '5.2f')}x"
         )
     return "\n".join(lines)
@@ -403,7 +462,7 @@ def table(rows: list[dict[str, Any]], peak: dict[str, float] | None, baseline: s
 def markdown(rows: list[dict[str, Any]], peak: dict[str, float] | None, baseline: str) -> str:
     """The summary as a Markdown table (for experiments/performance/README.md)."""
     lines = [
-        f"| variant | precision | runs | pairs/s (each run) | x {baseline} | real tok/s | pad | MFU | peak RSS MB "
+        f"| variant | precision | runs | pairs/s (each run) | x {baseline} | real tok/s | pad | MFU | peak mem MB "
         "| nDCG@10 (each run) | encode texts/s | x encode |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -415,7 +474,7 @@ def markdown(rows: list[dict[str, Any]], peak: dict[str, float] | None, baseline
         lines.append(
             f"| {r['name']} | {r['precision']} | {r['runs']} | {_fmt(r['pairs_per_sec'], '.2f')} ({each}) "
             f"| {_fmt(r.get('pairs_per_sec_ratio'), '.2f')} | {_fmt(r['tokens_per_sec'], '.0f')} "
-            f"| {_fmt(r.get('pad_fraction'), '.1%')} | {_fmt(mfu, '.1%')} | {_fmt(r['peak_rss_mb'], '.0f')} "
+            f"| {_fmt(r.get('pad_fraction'), '.1%')} | {_fmt(mfu, '.1%')} | {_fmt(_mem(r), '.0f')} "
             f"| {_fmt(r['ndcg@10'], '.4f')} ({ndcg}) | {_fmt(r['encode_texts_per_sec'], '.1f')} "
             f"| {_fmt(r.get('encode_texts_per_sec_ratio'), '.2f')} |"
         )
@@ -454,6 +513,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--lr", type=float, default=5e-5, help="the quickstart's learning rate")
     parser.add_argument("--temperature", type=float, default=0.05, help="= 1 / MNRL scale (20)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both trainers; default cpu)")
+    parser.add_argument("--model", default=MODEL, help="model for both sides: bundled name, folder or hub id")
     parser.add_argument("--data-dir", default=os.path.join(REPO, "data"), help="holds bbc/ (built if absent)")
     parser.add_argument("--st-variants", default="default", help="comma list of default, bf16")
     parser.add_argument("--el", action="append", default=[], metavar="NAME=OVERRIDES", help="extra variant")
@@ -486,9 +547,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.peak == "measure":
         from embedlight.bench_matmul import measure
 
-        m = measure(
-            n=512 if quick else 2048, seconds=0.2 if quick else 1.0, trials=1 if quick else 3, device="cpu"
-        )
+        n = 512 if quick else (8192 if args.device.startswith("cuda") else 2048)
+        m = measure(n=n, seconds=0.2 if quick else 1.0, trials=1 if quick else 3, device=args.device)
         peak = m["tflops"]
         print(
             f"matmul peak on {m['device']} ({m['threads']} threads): "
@@ -512,6 +572,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "skip_eval": args.skip_eval,
         "skip_encode": args.skip_encode,
         "peak_tflops": peak,
+        "device": args.device,
+        "model": args.model,
         "quiet": True,
     }
     if quick:
@@ -568,6 +630,7 @@ def _write(path: str, args: Any, common: dict, peak: Any, runs: list, rows: list
         "argv": sys.argv[1:],
         "machine": {
             "cpu": _cpu_name(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(),

@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from embedlight.backbones.hf_encoder import load_hf_model, torch_dtype
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
+from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ class HFDecoder(nn.Module):
         config_overrides: Config fields to change before building.
         tokenizer: Tokenizer source if it differs from ``pretrained``.
         trust_remote_code: Run model code shipped with the checkpoint (off by default).
+        cudnn_attention: Allow PyTorch's cuDNN attention backend (see ``HFEncoder``). Process-wide.
     """
 
     append_eos = True  # decoder embedders pool the [EOS] state
@@ -189,8 +191,10 @@ class HFDecoder(nn.Module):
         config_overrides: dict[str, Any] | None = None,
         tokenizer: str | None = None,  # defaults to `pretrained`
         trust_remote_code: bool = False,  # never on by default
+        cudnn_attention: bool = False,  # cuDNN SDPA re-plans per sequence length: slow with dynamic padding
     ) -> None:
         super().__init__()
+        set_cudnn_attention(cudnn_attention)
         self.pretrained = pretrained
         path = resolve_pretrained(pretrained)
         self.tokenizer = AutoTokenizer.from_pretrained(

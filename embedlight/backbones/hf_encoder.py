@@ -10,6 +10,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from embedlight.backbones.resolve import resolve_pretrained
+from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class HFEncoder(nn.Module):
         attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
         trust_remote_code: Run model code shipped with the checkpoint. Off by default: only enable it
             for checkpoints you trust.
+        cudnn_attention: Allow PyTorch's cuDNN attention backend (off: it plans per sequence
+            length, see :func:`embedlight.hardware.set_cudnn_attention`). Process-wide.
     """
 
     append_eos = False  # encoders end inputs with their own [SEP]
@@ -88,8 +91,10 @@ class HFEncoder(nn.Module):
         dtype: str | None = None,  # null | float32 | bf16 | fp16
         attn_implementation: str | None = "sdpa",  # sdpa | eager | flash_attention_2
         trust_remote_code: bool = False,  # never on by default
+        cudnn_attention: bool = False,  # cuDNN SDPA re-plans per sequence length: slow with dynamic padding
     ) -> None:
         super().__init__()
+        set_cudnn_attention(cudnn_attention)
         self.pretrained = pretrained
         path = resolve_pretrained(pretrained)
         self.tokenizer = AutoTokenizer.from_pretrained(

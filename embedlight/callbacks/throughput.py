@@ -53,28 +53,69 @@ def non_embedding_params(config: Any) -> int:
     return layers * (attn + mlp)
 
 
-def train_flops(config: Any, lengths: torch.Tensor) -> float:
-    """Forward + backward model FLOPs for rows of ``lengths`` real tokens each.
+def flops_from_sums(config: Any, tokens: float, squared: float) -> float:
+    """Forward + backward model FLOPs from ``sum(T)`` and ``sum(T^2)`` over rows of ``T`` real tokens.
 
     ``6 * N`` per token, plus ``12 * layers * hidden * T`` per token of a row of ``T`` tokens.
     """
-    lengths = lengths.to(torch.float64)
     n = non_embedding_params(config)
     layers = int(config.num_hidden_layers)
     d = int(getattr(config, "num_attention_heads", 1)) * int(
         getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     )
-    return float(6 * n * lengths.sum() + 12 * layers * d * (lengths * lengths).sum())
+    return float(6 * n * tokens + 12 * layers * d * squared)
+
+
+def train_flops(config: Any, lengths: torch.Tensor) -> float:
+    """Forward + backward model FLOPs for rows of ``lengths`` real tokens each (see :func:`flops_from_sums`)."""
+    lengths = lengths.to(torch.float64)
+    return flops_from_sums(config, float(lengths.sum()), float((lengths * lengths).sum()))
+
+
+class TokenTally:
+    """Counts samples, real tokens, token slots and ``sum(T^2)`` over steps without a device sync.
+
+    Per-row lengths stay on the batch's device and are summed there; only :meth:`read` copies the
+    sums to the host (one sync), so a GPU run is not stalled once per step by the bookkeeping.
+    """
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.slots = 0
+        self.steps = 0
+        self._sums: torch.Tensor | None = None  # (2,) int64: sum(T), sum(T^2)
+
+    def add(self, batch: Any, samples: int) -> None:
+        """Add one step's ``batch`` (any nesting of dicts with ``attention_mask``) of ``samples`` rows."""
+        self.samples += samples
+        self.steps += 1
+        for mask in batch_masks(batch):
+            lengths = mask.sum(dim=-1, dtype=torch.int64)  # (B,)
+            sums = torch.stack([lengths.sum(), (lengths * lengths).sum()])  # (2,)
+            self._sums = sums if self._sums is None else self._sums + sums
+            self.slots += mask.numel()
+
+    def read(self) -> tuple[int, int]:
+        """``(sum(T), sum(T^2))`` on the host (syncs the device once)."""
+        if self._sums is None:
+            return 0, 0
+        tokens, squared = self._sums.tolist()
+        return int(tokens), int(squared)
+
+
+def batch_masks(batch: Any) -> list[torch.Tensor]:
+    """Every ``attention_mask`` in a batch (any nesting of dicts)."""
+    if isinstance(batch, dict):
+        mask = batch.get("attention_mask")
+        if isinstance(mask, torch.Tensor):
+            return [mask]
+        return [t for v in batch.values() for t in batch_masks(v)]
+    return []
 
 
 def batch_lengths(batch: Any) -> list[torch.Tensor]:
     """Real-token counts per row of every ``attention_mask`` in a batch."""
-    if isinstance(batch, dict):
-        mask = batch.get("attention_mask")
-        if isinstance(mask, torch.Tensor):
-            return [mask.sum(dim=-1)]  # (B,)
-        return [t for v in batch.values() for t in batch_lengths(v)]
-    return []
+    return [mask.sum(dim=-1) for mask in batch_masks(batch)]  # (B,) each
 
 
 def count_tokens(batch: Any) -> int:
@@ -144,8 +185,11 @@ class ThroughputMonitor(L.Callback):
         self.peak_tflops = peak_tflops
         self.summary_path = summary_path
         self._t: float | None = None
-        self._acc = [0.0, 0, 0, 0, 0.0]  # seconds, samples, tokens, slots, flops
-        self._total = [0.0, 0, 0, 0, 0.0, 0]  # the same over the run, + steps
+        self._first = True
+        self._window = TokenTally()
+        self._run = TokenTally()
+        self._window_seconds = 0.0
+        self._run_seconds = 0.0
         self._config: Any = None
         self._peak: float | None = None
         self.first_step_seconds: float | None = None
@@ -175,60 +219,71 @@ class ThroughputMonitor(L.Callback):
                 f"{self._peak / 1e12:.3f} TFLOP/s" if self._peak else "unknown (no MFU)",
             )
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t = time.perf_counter()
+    @staticmethod
+    def _sync(pl_module: L.LightningModule) -> float:
+        """Wait for queued device work, then read the clock (timings cover finished work only)."""
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t = self._sync(pl_module)
         self._first = True
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        now = time.perf_counter()
-        if self._t is None:
-            self._t = now
+        if (
+            self._first
+        ):  # the run's first step carries warm-up (allocations, caches): timed alone, not counted
+            now = self._sync(pl_module)
+            self.first_step_seconds = now - (self._t if self._t is not None else now)
+            self._t, self._first = now, False
             return
         sub = batch.get(self.sample_key, batch) if isinstance(batch, dict) else None  # pretraining: the batch
         samples = int(sub["input_ids"].size(0)) if isinstance(sub, dict) and "input_ids" in sub else 0
-        flops = 0.0
-        if self._config is not None:
-            flops = sum(train_flops(self._config, lengths) for lengths in batch_lengths(batch))
-        step = [now - self._t, samples, count_tokens(batch), count_slots(batch), flops]
+        self._window.add(batch, samples)
+        self._run.add(batch, samples)
+        if self._window.steps < self.window:
+            return  # no host-device sync between window ends
+        now = self._sync(pl_module)
+        self._window_seconds, self._run_seconds = now - self._t, self._run_seconds + now - self._t
         self._t = now
-        if getattr(self, "_first", False):  # the first step carries warm-up (allocations, caches)
-            self._first = False
-            self.first_step_seconds = step[0]
-        else:
-            for i, v in enumerate(step):
-                self._total[i] += v
-            self._total[5] += 1
-        for i, v in enumerate(step):
-            self._acc[i] += v
-        if (batch_idx + 1) % self.window == 0 and self._acc[0] > 0:
-            secs, n, tok, slots, fl = self._acc
-            world = trainer.world_size
-            self.last = {
-                "throughput/samples_per_sec": n * world / secs,
-                "throughput/tokens_per_sec": tok * world / secs,
-                "throughput/pad_fraction": 1.0 - tok / max(1, slots),
-            }
-            if self._peak and fl:
-                self.last["throughput/tflops"] = fl / secs / 1e12
-                self.last["throughput/mfu"] = fl / secs / self._peak
-            pl_module.log_dict(self.last, on_step=True, on_epoch=False)
-            pl_module.log("samples/s", self.last["throughput/samples_per_sec"], prog_bar=True, logger=False)
-            self._acc = [0.0, 0, 0, 0, 0.0]
+        self.last = self._rates(self._window, self._window_seconds, trainer.world_size)
+        self._window = TokenTally()
+        pl_module.log_dict(self.last, on_step=True, on_epoch=False)
+        pl_module.log("samples/s", self.last["throughput/samples_per_sec"], prog_bar=True, logger=False)
+
+    def _rates(self, tally: TokenTally, seconds: float, world: int) -> dict[str, float]:
+        tokens, squared = tally.read()
+        out = {
+            "throughput/samples_per_sec": tally.samples * world / seconds if seconds else 0.0,
+            "throughput/tokens_per_sec": tokens * world / seconds if seconds else 0.0,
+            "throughput/pad_fraction": 1.0 - tokens / max(1, tally.slots),
+        }
+        if self._config is not None and seconds:
+            flops = flops_from_sums(self._config, tokens, squared)
+            out["throughput/tflops"] = flops * world / seconds / 1e12
+            if self._peak:
+                out["throughput/mfu"] = flops / seconds / self._peak
+        return out
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        secs, n, tok, slots, fl, steps = self._total
-        world = trainer.world_size
+        if self._t is not None and self._window.steps:  # the steps since the last window end
+            now = self._sync(pl_module)
+            self._run_seconds += now - self._t
+            self._t = now
+        secs = self._run_seconds
+        rates = self._rates(self._run, secs, trainer.world_size)
         self.summary = {
-            "steps_timed": steps,
+            "steps_timed": self._run.steps,
             "first_step_seconds": self.first_step_seconds,
             "seconds": secs,
-            "samples_per_sec": n * world / secs if secs else None,
-            "tokens_per_sec": tok * world / secs if secs else None,
-            "pad_fraction": 1.0 - tok / max(1, slots),
-            "tflops": fl * world / secs / 1e12 if secs else None,
-            "mfu": fl / secs / self._peak if secs and self._peak else None,
+            "samples_per_sec": rates["throughput/samples_per_sec"] if secs else None,
+            "tokens_per_sec": rates["throughput/tokens_per_sec"] if secs else None,
+            "pad_fraction": rates["throughput/pad_fraction"],
+            "tflops": rates.get("throughput/tflops"),
+            "mfu": rates.get("throughput/mfu"),
             "peak_tflops": self._peak / 1e12 if self._peak else None,
             "precision": str(trainer.precision),
         }

@@ -15,7 +15,9 @@ from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
 from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
+from embedlight.data.loader import ResumableDataLoader
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
+from embedlight.hardware import loader_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         doc_instruction: Default document template ("" = raw documents).
         instruction_fields: Default template fields (``{task: ..., domain: ...}``).
         one_source_per_batch: Draw each batch from a single source.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.hardware`).
         seed: Seed of the epoch order and of negative sampling.
         append_eos: Append [EOS] (set from the backbone by the entry point).
         pad_to_multiple_of: Round padded lengths up.
@@ -93,7 +95,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         doc_instruction: str | None = None,  # documents raw by default
         instruction_fields: Mapping[str, str] | None = None,
         one_source_per_batch: bool = False,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",  # auto: 0 on the CPU, up to 8 per GPU process
         seed: int = 42,
         append_eos: bool = False,
         pad_to_multiple_of: int | None = None,
@@ -220,10 +222,9 @@ class ContrastiveDataModule(L.LightningDataModule):
                 f"no full batch: {sum(len(s) for s in self.sources)} rows for batch_size={self.batch_size}"
                 f" x {world} device(s); lower data.batch_size"
             )
-        return DataLoader(
+        return ResumableDataLoader(
             MixtureDataset(self.sources, self.group_size, self.seed),
             batch_sampler=self.batch_sampler,
             collate_fn=self.collator(),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            **loader_kwargs(self.num_workers, self.trainer),
         )

@@ -457,7 +457,7 @@ class ICLDataModule(ContrastiveDataModule):
         query_max_len: int = 512,
         passage_max_len: int = 256,
         one_source_per_batch: bool = True,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",
         seed: int = 42,
         append_eos: bool = True,
         pad_to_multiple_of: int | None = None,

@@ -19,6 +19,8 @@ from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, Ra
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.jsonl import TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.loader import ResumableDataLoader
+from embedlight.hardware import loader_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,7 @@ class PretrainDataModule(L.LightningDataModule):
             epoch has no known length, so set ``trainer.max_steps``.
         max_len: Chunk length in tokens, special tokens included; longer documents become several chunks.
         batch_size: Chunks per batch per device.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.hardware`).
         seed: Shuffle seed.
         prepare: Optional callable run once in ``prepare_data``.
         hf_name: Configuration name of ``hf_dataset``.
@@ -185,7 +187,7 @@ class PretrainDataModule(L.LightningDataModule):
         streaming: bool = False,
         max_len: int = 256,
         batch_size: int = 32,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",  # auto: 0 on the CPU, up to 8 per GPU process
         seed: int = 42,
         prepare: Callable[[], Any] | None = None,
         hf_name: str | None = None,
@@ -318,15 +320,14 @@ class PretrainDataModule(L.LightningDataModule):
         common = {
             "batch_size": self.batch_size,
             "collate_fn": self.collator(),
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
+            **loader_kwargs(self.num_workers, self.trainer),
             "drop_last": True,
         }
         if self.streaming:
             ds = self.dataset
             if world > 1:
                 ds = datasets.distributed.split_dataset_by_node(ds, rank=rank, world_size=world)
-            return DataLoader(_TorchIterable(ds.with_format("python")), **common)
+            return ResumableDataLoader(_TorchIterable(ds.with_format("python")), **common)
         if len(self.dataset) < self.batch_size * world:
             raise ValueError(
                 f"no full batch: {len(self.dataset)} chunks for batch_size={self.batch_size} x {world} "
@@ -338,4 +339,4 @@ class PretrainDataModule(L.LightningDataModule):
             )
         else:
             sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(self.dataset, sampler=sampler, **common)
+        return ResumableDataLoader(self.dataset, sampler=sampler, **common)

@@ -40,6 +40,11 @@ def tokenize(
     eos_id = tokenizer.eos_token_id
     if append_eos and eos_id is None:
         raise ValueError("append_eos needs a tokenizer with an eos_token")
+    if not any(instructions):  # no instruction anywhere: no offsets needed, nothing to mask
+        ids_rows = tokenizer(full, truncation=True, max_length=max_length - int(append_eos))["input_ids"]
+        if append_eos:
+            ids_rows = [ids if ids and ids[-1] == eos_id else [*ids, eos_id] for ids in ids_rows]
+        return pad_rows(ids_rows, [0] * len(ids_rows), tokenizer, pad_to_multiple_of)
     enc = tokenizer(
         full,
         truncation=True,
@@ -75,14 +80,21 @@ def pad_rows(
     longest = max((len(r) for r in rows), default=1)
     if pad_to_multiple_of:
         longest = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
-    batch = len(rows)
-    input_ids = torch.full((batch, longest), pad_id, dtype=torch.long)  # (B, L)
-    attention = torch.zeros((batch, longest), dtype=torch.long)  # (B, L)
-    instr = torch.zeros((batch, longest), dtype=torch.long)  # (B, L)
     left = tokenizer.padding_side == "left"
-    for i, (ids, n_ins) in enumerate(zip(rows, instruction_lengths)):
-        start = longest - len(ids) if left else 0
-        input_ids[i, start : start + len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention[i, start : start + len(ids)] = 1
-        instr[i, start : start + n_ins] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "instruction_mask": instr}
+    ids_out, att_out, ins_out = [], [], []  # padded Python lists, one tensor each at the end
+    for ids, n_ins in zip(rows, instruction_lengths):
+        pad = longest - len(ids)
+        n = len(ids)
+        if left:
+            ids_out.append([pad_id] * pad + list(ids))
+            att_out.append([0] * pad + [1] * n)
+            ins_out.append([0] * pad + [1] * n_ins + [0] * (n - n_ins))
+        else:
+            ids_out.append(list(ids) + [pad_id] * pad)
+            att_out.append([1] * n + [0] * pad)
+            ins_out.append([1] * n_ins + [0] * (longest - n_ins))
+    return {
+        "input_ids": torch.tensor(ids_out, dtype=torch.long),  # (B, L)
+        "attention_mask": torch.tensor(att_out, dtype=torch.long),  # (B, L)
+        "instruction_mask": torch.tensor(ins_out, dtype=torch.long),  # (B, L)
+    }

@@ -10,7 +10,9 @@ import torch
 
 from embedlight.callbacks.throughput import (
     ThroughputMonitor,
+    TokenTally,
     batch_lengths,
+    flops_from_sums,
     non_embedding_params,
     peak_cache_path,
     train_flops,
@@ -54,6 +56,17 @@ def test_batch_lengths_finds_every_mask():
         "in_batch_negatives": True,
     }
     assert [t.tolist() for t in batch_lengths(batch)] == [[2, 1], [4, 4]]
+
+
+def test_token_tally_sums_lengths_squares_and_slots():
+    tally = TokenTally()
+    tally.add({"query": {"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}}, samples=2)
+    tally.add({"docs": {"attention_mask": torch.ones(1, 4, dtype=torch.long)}}, samples=1)
+    assert tally.read() == (2 + 1 + 4, 4 + 1 + 16)
+    assert (tally.samples, tally.slots, tally.steps) == (3, 6 + 4, 2)
+    cfg = _cfg()
+    lengths = torch.tensor([2, 1, 4])
+    assert flops_from_sums(cfg, *tally.read()) == pytest.approx(train_flops(cfg, lengths))
 
 
 def test_fit_logs_mfu_and_writes_a_summary(tiny_bert, tmp_path):

@@ -70,9 +70,12 @@ def test_export_matches_in_sentence_transformers_and_automodel(tiny_bert, tmp_pa
         torch.testing.assert_close(hf(**batch).last_hidden_state, ref)
 
 
-def test_resume_is_exact(tiny_bert, tmp_path):
-    """4 steps straight == 2 steps, crash, resume, 2 more (same weights, dropout on)."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_is_exact(tiny_bert, tmp_path, workers):
+    """4 steps straight == 2 steps, crash, resume, 2 more (same weights, dropout on), with and without
+    DataLoader workers (which start before the checkpoint is restored unless deferred)."""
     every = [
+        f"data.num_workers={workers}",
         "callbacks.checkpoint.every_n_train_steps=2",
         "callbacks.checkpoint.save_top_k=-1",
         "callbacks.evaluation=null",
