@@ -240,7 +240,7 @@ class ProfileSteps(L.Callback):
     """Bench-only callback: ``torch.profiler`` over steps ``start`` .. ``start + steps``; writes the
     op table sorted by self CPU time and by device time to ``out``.
 
-    ``--el "prof=+callbacks.profile={_target_: bench_vs_st.ProfileSteps, out: prof.txt}"``
+    ``--el "prof=+callbacks.profile._target_=bench_vs_st.ProfileSteps +callbacks.profile.out=/tmp/prof.txt"``
     """
 
     def __init__(self, out: str, start: int = 10, steps: int = 10, rows: int = 25) -> None:

@@ -112,6 +112,8 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+    t = cfg.trainer  # hardware=auto picks these at run time: say what it picked
+    log.info("hardware: accelerator=%s devices=%s precision=%s", t.accelerator, t.devices, t.precision)
     run(cfg)
 
 
