@@ -51,12 +51,15 @@ def auto_precision(accelerator: Any = "auto") -> str:
     return "32-true"
 
 
+def _on_cuda(trainer: Any) -> bool:
+    return trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
+
+
 def resolve_num_workers(num_workers: int | str, trainer: Any = None) -> int:
     """``auto``: up to 8 workers per process when training on CUDA (CPU cores allowing), else 0."""
     if num_workers != "auto":
         return int(num_workers)
-    on_cuda = trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
-    if not on_cuda:
+    if not _on_cuda(trainer):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     per_process = cores // max(1, trainer.num_devices)
@@ -66,8 +69,7 @@ def resolve_num_workers(num_workers: int | str, trainer: Any = None) -> int:
 def loader_kwargs(num_workers: int | str, trainer: Any = None) -> dict[str, Any]:
     """DataLoader settings shared by the data modules: workers, persistent workers, pinned memory."""
     workers = resolve_num_workers(num_workers, trainer)
-    on_cuda = trainer is not None and type(trainer.accelerator).__name__ == "CUDAAccelerator"
-    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": on_cuda}
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": _on_cuda(trainer)}
 
 
 def set_cudnn_attention(enabled: bool) -> None:

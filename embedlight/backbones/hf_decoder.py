@@ -32,9 +32,8 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embedlight.backbones.hf_encoder import load_hf_model, torch_dtype
+from embedlight.backbones.hf_encoder import load_hf_model, load_hf_tokenizer, torch_dtype
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
-from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
 
 log = logging.getLogger(__name__)
@@ -194,12 +193,9 @@ class HFDecoder(nn.Module):
         cudnn_attention: bool = False,  # cuDNN SDPA re-plans per sequence length: slow with dynamic padding
     ) -> None:
         super().__init__()
-        set_cudnn_attention(cudnn_attention)
         self.pretrained = pretrained
         path = resolve_pretrained(pretrained)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust_remote_code
-        )
+        self.tokenizer = load_hf_tokenizer(path, tokenizer, trust_remote_code)
         if self.tokenizer.eos_token is None:
             raise ValueError(f"backbone {pretrained!r}: the tokenizer has no eos_token to append and pool")
         ensure_pad_token(self.tokenizer, padding_side)
@@ -211,6 +207,7 @@ class HFDecoder(nn.Module):
             torch_dtype(dtype),
             attn_implementation,
             trust_remote_code,
+            cudnn_attention,
         )
         if getattr(base.config, "pad_token_id", None) is None:
             base.config.pad_token_id = self.tokenizer.pad_token_id

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.hardware import set_cudnn_attention
@@ -33,6 +33,13 @@ def torch_dtype(name: str | None) -> torch.dtype | None:
     return DTYPES[name]
 
 
+def load_hf_tokenizer(path: str, tokenizer: str | None, trust: bool) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``path``, or of ``tokenizer`` (a hub id, folder or bundled name) if given."""
+    return AutoTokenizer.from_pretrained(
+        resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust
+    )
+
+
 def load_hf_model(
     name: str,
     path: str,
@@ -41,11 +48,14 @@ def load_hf_model(
     dtype: torch.dtype | None,
     attn: str | None,
     trust: bool,
+    cudnn_attention: bool = False,
 ) -> nn.Module:
     """Load ``AutoModel`` weights from ``path`` (or build it fresh from its config), in training mode.
 
-    ``from_pretrained`` returns a model in eval mode (dropout off); a trainer wants it on.
+    ``from_pretrained`` returns a model in eval mode (dropout off); a trainer wants it on. The cuDNN
+    attention backend is switched per ``cudnn_attention`` (see :func:`embedlight.hardware.set_cudnn_attention`).
     """
+    set_cudnn_attention(cudnn_attention)
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
     if attn:
         kwargs["attn_implementation"] = attn
@@ -94,12 +104,9 @@ class HFEncoder(nn.Module):
         cudnn_attention: bool = False,  # cuDNN SDPA re-plans per sequence length: slow with dynamic padding
     ) -> None:
         super().__init__()
-        set_cudnn_attention(cudnn_attention)
         self.pretrained = pretrained
         path = resolve_pretrained(pretrained)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            resolve_pretrained(tokenizer) if tokenizer else path, trust_remote_code=trust_remote_code
-        )
+        self.tokenizer = load_hf_tokenizer(path, tokenizer, trust_remote_code)
         self.model = load_hf_model(
             pretrained,
             path,
@@ -108,6 +115,7 @@ class HFEncoder(nn.Module):
             torch_dtype(dtype),
             attn_implementation,
             trust_remote_code,
+            cudnn_attention,
         )
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

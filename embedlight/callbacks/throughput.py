@@ -95,6 +95,14 @@ class TokenTally:
             self._sums = sums if self._sums is None else self._sums + sums
             self.slots += mask.numel()
 
+    def absorb(self, other: TokenTally) -> None:
+        """Add ``other``'s counts to this tally (on the device: no sync)."""
+        self.samples += other.samples
+        self.slots += other.slots
+        self.steps += other.steps
+        if other._sums is not None:
+            self._sums = other._sums if self._sums is None else self._sums + other._sums
+
     def read(self) -> tuple[int, int]:
         """``(sum(T), sum(T^2))`` on the host (syncs the device once)."""
         if self._sums is None:
@@ -120,20 +128,12 @@ def batch_lengths(batch: Any) -> list[torch.Tensor]:
 
 def count_tokens(batch: Any) -> int:
     """Real (non-pad) tokens in a batch: the sum of every ``attention_mask`` in it."""
-    if isinstance(batch, dict):
-        if "attention_mask" in batch and isinstance(batch["attention_mask"], torch.Tensor):
-            return int(batch["attention_mask"].sum())
-        return sum(count_tokens(v) for v in batch.values())
-    return 0
+    return sum(int(mask.sum()) for mask in batch_masks(batch))
 
 
 def count_slots(batch: Any) -> int:
     """Token slots including padding."""
-    if isinstance(batch, dict):
-        if "attention_mask" in batch and isinstance(batch["attention_mask"], torch.Tensor):
-            return batch["attention_mask"].numel()
-        return sum(count_slots(v) for v in batch.values())
-    return 0
+    return sum(mask.numel() for mask in batch_masks(batch))
 
 
 def _precision_key(precision: Any) -> str:
@@ -186,9 +186,8 @@ class ThroughputMonitor(L.Callback):
         self.summary_path = summary_path
         self._t: float | None = None
         self._first = True
-        self._window = TokenTally()
-        self._run = TokenTally()
-        self._window_seconds = 0.0
+        self._window = TokenTally()  # the steps since the last window end
+        self._run = TokenTally()  # every closed window
         self._run_seconds = 0.0
         self._config: Any = None
         self._peak: float | None = None
@@ -233,9 +232,8 @@ class ThroughputMonitor(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if (
-            self._first
-        ):  # the run's first step carries warm-up (allocations, caches): timed alone, not counted
+        # the run's first step carries warm-up (allocations, caches): timed alone, not counted
+        if self._first:
             now = self._sync(pl_module)
             self.first_step_seconds = now - (self._t if self._t is not None else now)
             self._t, self._first = now, False
@@ -243,16 +241,21 @@ class ThroughputMonitor(L.Callback):
         sub = batch.get(self.sample_key, batch) if isinstance(batch, dict) else None  # pretraining: the batch
         samples = int(sub["input_ids"].size(0)) if isinstance(sub, dict) and "input_ids" in sub else 0
         self._window.add(batch, samples)
-        self._run.add(batch, samples)
         if self._window.steps < self.window:
             return  # no host-device sync between window ends
-        now = self._sync(pl_module)
-        self._window_seconds, self._run_seconds = now - self._t, self._run_seconds + now - self._t
-        self._t = now
-        self.last = self._rates(self._window, self._window_seconds, trainer.world_size)
-        self._window = TokenTally()
+        closed, seconds = self._close_window(pl_module)
+        self.last = self._rates(closed, seconds, trainer.world_size)
         pl_module.log_dict(self.last, on_step=True, on_epoch=False)
         pl_module.log("samples/s", self.last["throughput/samples_per_sec"], prog_bar=True, logger=False)
+
+    def _close_window(self, pl_module: L.LightningModule) -> tuple[TokenTally, float]:
+        """End the current window, add it to the run; returns it with its seconds (device work finished)."""
+        now = self._sync(pl_module)
+        seconds, self._t = now - self._t, now
+        closed, self._window = self._window, TokenTally()
+        self._run.absorb(closed)
+        self._run_seconds += seconds
+        return closed, seconds
 
     def _rates(self, tally: TokenTally, seconds: float, world: int) -> dict[str, float]:
         tokens, squared = tally.read()
@@ -270,9 +273,7 @@ class ThroughputMonitor(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._t is not None and self._window.steps:  # the steps since the last window end
-            now = self._sync(pl_module)
-            self._run_seconds += now - self._t
-            self._t = now
+            self._close_window(pl_module)
         secs = self._run_seconds
         rates = self._rates(self._run, secs, trainer.world_size)
         self.summary = {

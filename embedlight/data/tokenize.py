@@ -40,32 +40,29 @@ def tokenize(
     eos_id = tokenizer.eos_token_id
     if append_eos and eos_id is None:
         raise ValueError("append_eos needs a tokenizer with an eos_token")
-    if not any(instructions):  # no instruction anywhere: no offsets needed, nothing to mask
-        ids_rows = tokenizer(full, truncation=True, max_length=max_length - int(append_eos))["input_ids"]
-        if append_eos:
-            ids_rows = [ids if ids and ids[-1] == eos_id else [*ids, eos_id] for ids in ids_rows]
-        return pad_rows(ids_rows, [0] * len(ids_rows), tokenizer, pad_to_multiple_of)
+    masked = any(instructions)  # offsets are needed only to find where an instruction ends
     enc = tokenizer(
         full,
         truncation=True,
         max_length=max_length - int(append_eos),
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
+        return_offsets_mapping=masked,
+        return_special_tokens_mask=masked,
     )
-    rows_ids, rows_instr = [], []
-    for ids, offsets, special, ins in zip(
-        enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], instructions
-    ):
-        n_ins = len(ins)
-        first_text = len(ids)
-        for j, ((start, end), sp) in enumerate(zip(offsets, special)):
-            if not sp and end > start and end > n_ins:  # first token that reaches into the text
-                first_text = j
-                break
-        if append_eos and (not ids or ids[-1] != eos_id):
-            ids = [*ids, eos_id]
-        rows_ids.append(ids)
-        rows_instr.append(first_text if n_ins else 0)  # no instruction: nothing excluded
+    rows_ids = enc["input_ids"]
+    rows_instr = [0] * len(rows_ids)  # no instruction: nothing excluded
+    if masked:
+        for i, (ids, offsets, special, ins) in enumerate(
+            zip(rows_ids, enc["offset_mapping"], enc["special_tokens_mask"], instructions)
+        ):
+            if not ins:
+                continue
+            rows_instr[i] = len(ids)
+            for j, ((start, end), sp) in enumerate(zip(offsets, special)):
+                if not sp and end > start and end > len(ins):  # first token that reaches into the text
+                    rows_instr[i] = j
+                    break
+    if append_eos:
+        rows_ids = [ids if ids and ids[-1] == eos_id else [*ids, eos_id] for ids in rows_ids]
     return pad_rows(rows_ids, rows_instr, tokenizer, pad_to_multiple_of)
 
 

@@ -64,6 +64,10 @@ def test_token_tally_sums_lengths_squares_and_slots():
     tally.add({"docs": {"attention_mask": torch.ones(1, 4, dtype=torch.long)}}, samples=1)
     assert tally.read() == (2 + 1 + 4, 4 + 1 + 16)
     assert (tally.samples, tally.slots, tally.steps) == (3, 6 + 4, 2)
+    run = TokenTally()
+    run.absorb(tally)
+    run.absorb(TokenTally())  # an empty window adds nothing
+    assert run.read() == tally.read() and (run.samples, run.slots, run.steps) == (3, 10, 2)
     cfg = _cfg()
     lengths = torch.tensor([2, 1, 4])
     assert flops_from_sums(cfg, *tally.read()) == pytest.approx(train_flops(cfg, lengths))
