@@ -52,8 +52,15 @@ def write_beir(folder: str, n: int = 12, seed: int = 1) -> str:
 
 
 def tiny_overrides(tiny_dir: str, tmp: str, steps: int = 4, extra: list[str] | None = None) -> list[str]:
-    """Overrides that turn the quickstart experiment into a seconds-long run on a tiny model."""
+    """Overrides that turn the quickstart experiment into a seconds-long run on a tiny model.
+
+    The precision is pinned to fp32 on the CPU (``hardware=cpu``) unless ``extra`` picks a hardware
+    preset itself: ``hardware=auto`` would pick bf16 on CPUs with AVX512-BF16/AMX and fp32 elsewhere,
+    and a test must not depend on which kind of machine runs it.
+    """
     os.makedirs(tmp, exist_ok=True)
+    extra = list(extra or [])
+    hardware = [] if any(o.startswith("hardware=") for o in extra) else ["hardware=cpu"]
     train = write_triplets(os.path.join(tmp, "train.jsonl"))
     beir = write_beir(os.path.join(tmp, "beir"))
     return [
@@ -70,5 +77,6 @@ def tiny_overrides(tiny_dir: str, tmp: str, steps: int = 4, extra: list[str] | N
         "trainer.log_every_n_steps=1",
         "callbacks.progress=null",
         "embedder.max_length=32",
-        *(extra or []),
+        *hardware,
+        *extra,
     ]
