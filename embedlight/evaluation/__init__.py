@@ -1,7 +1,26 @@
-"""Evaluators for text-embedding models (retrieval on BEIR folders, STS correlation)."""
+"""Evaluators for text-embedding models: retrieval, reranking, STS, pair classification, classification,
+clustering, instruction robustness, passkey retrieval (MTEB bridge: :mod:`embedlight.evaluation.mteb_bridge`)."""
 
 from embedlight.evaluation.base import Evaluator, TextEncoder, run_evaluators
+from embedlight.evaluation.classification import ClassificationEvaluator
+from embedlight.evaluation.clustering import ClusteringEvaluator
+from embedlight.evaluation.pair_classification import PairClassificationEvaluator
+from embedlight.evaluation.passkey import PasskeyEvaluator
+from embedlight.evaluation.reranking import RerankingEvaluator
 from embedlight.evaluation.retrieval import RetrievalEvaluator
+from embedlight.evaluation.robustness import InstructionRobustnessEvaluator
 from embedlight.evaluation.sts import STSEvaluator
 
-__all__ = ["Evaluator", "RetrievalEvaluator", "STSEvaluator", "TextEncoder", "run_evaluators"]
+__all__ = [
+    "ClassificationEvaluator",
+    "ClusteringEvaluator",
+    "Evaluator",
+    "InstructionRobustnessEvaluator",
+    "PairClassificationEvaluator",
+    "PasskeyEvaluator",
+    "RerankingEvaluator",
+    "RetrievalEvaluator",
+    "STSEvaluator",
+    "TextEncoder",
+    "run_evaluators",
+]

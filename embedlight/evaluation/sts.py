@@ -13,6 +13,9 @@ Supported inputs (``format="auto"`` picks one from ``path``):
   the matching ``<prefix>.gs.<subset>.txt`` (one gold score per line, empty = unscored
   pair, skipped). All subsets are pooled into one correlation, as MTEB does; ``split``
   optionally restricts to one subset (e.g. ``"MSRpar"``).
+* ``"pairs"`` -- ``sentence1<TAB>sentence2<TAB>score`` TSV or ``sentence1,sentence2,label`` CSV, with or
+  without a header (the Chinese sets: STS-B-zh, ATEC, BQ, LCQMC, AFQMC, PAWS-X; read by
+  :func:`embedlight.evaluation.loaders.load_pairs`). C-MTEB scores these pair sets as STS.
 
 The metric is the Spearman rank correlation (in ``[-1, 1]``, not multiplied by 100)
 between the cosine similarity of the two embeddings and the gold score.
@@ -40,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["STSData", "STSEvaluator", "average_ranks", "load_sts", "spearman"]
 
-_FORMATS = ("auto", "stsb", "jsonl", "semeval")
+_FORMATS = ("auto", "stsb", "jsonl", "semeval", "pairs")
 _TEXT1_KEYS = ("text1", "sentence1")
 _TEXT2_KEYS = ("text2", "sentence2")
 _SCORE_KEYS = ("score", "label")
@@ -290,6 +293,11 @@ def load_sts(path: str, split: str | None = None, format: str = "auto") -> STSDa
         if not os.path.isdir(path):
             raise ValueError(f"format='semeval' expects a directory, got file {path}")
         data = _load_semeval(path, split)
+    elif fmt == "pairs":
+        from embedlight.evaluation.loaders import load_pairs
+
+        pairs = load_pairs(path)
+        data = STSData(pairs.text1, pairs.text2, pairs.labels)
     elif fmt == "stsb":
         data = _load_stsb(path, split)
     else:
@@ -324,7 +332,8 @@ class STSEvaluator(Evaluator):
             suffixed with ``-{split}`` when a split is given (e.g. ``"stsbenchmark-test"``).
         format: ``"auto"``, ``"stsb"``, ``"jsonl"`` or ``"semeval"``.
         instruction: Passed to ``encoder.encode`` (``None`` = encoder default, ``""`` = none).
-        max_pairs: Evaluate only the first ``max_pairs`` pairs.
+        max_pairs: Evaluate only ``max_pairs`` pairs: the first ones, or a random subset when ``seed`` is set.
+        seed: Seed of the random subset drawn when ``max_pairs`` is set (None: the first pairs).
         batch_size: Encoding batch size.
 
     Raises:
@@ -341,6 +350,7 @@ class STSEvaluator(Evaluator):
         instruction: str | None = None,
         max_pairs: int | None = None,
         batch_size: int = 64,
+        seed: int | None = None,
     ) -> None:
         self.path = os.path.abspath(os.path.expanduser(str(path)))
         if not os.path.exists(self.path):
@@ -352,6 +362,7 @@ class STSEvaluator(Evaluator):
         if max_pairs is not None and max_pairs < 2:
             raise ValueError(f"max_pairs must be at least 2, got {max_pairs}")
         self.max_pairs = max_pairs
+        self.seed = seed
         self.batch_size = batch_size
         self._data: STSData | None = None
 
@@ -360,7 +371,12 @@ class STSEvaluator(Evaluator):
         """The loaded pairs (read from disk on first access, truncated to ``max_pairs``)."""
         if self._data is None:
             data = load_sts(self.path, self.split, self.format)
-            if self.max_pairs is not None:
+            if self.max_pairs is not None and self.seed is not None:
+                from embedlight.evaluation.loaders import subsample
+
+                idx = subsample(len(data), self.max_pairs, self.seed)
+                data = STSData([data.text1[i] for i in idx], [data.text2[i] for i in idx], [data.scores[i] for i in idx])
+            elif self.max_pairs is not None:
                 n = self.max_pairs
                 data = STSData(data.text1[:n], data.text2[:n], data.scores[:n])
             self._data = data
