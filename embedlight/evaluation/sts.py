@@ -334,6 +334,7 @@ class STSEvaluator(Evaluator):
         instruction: Passed to ``encoder.encode`` (``None`` = encoder default, ``""`` = none).
         max_pairs: Evaluate only ``max_pairs`` pairs: the first ones, or a random subset when ``seed`` is set.
         seed: Seed of the random subset drawn when ``max_pairs`` is set (None: the first pairs).
+        warning: A caveat about this set, logged as a warning when it is loaded (e.g. a train/test overlap).
         batch_size: Encoding batch size.
 
     Raises:
@@ -351,6 +352,7 @@ class STSEvaluator(Evaluator):
         max_pairs: int | None = None,
         batch_size: int = 64,
         seed: int | None = None,
+        warning: str | None = None,
     ) -> None:
         self.path = os.path.abspath(os.path.expanduser(str(path)))
         if not os.path.exists(self.path):
@@ -363,6 +365,7 @@ class STSEvaluator(Evaluator):
             raise ValueError(f"max_pairs must be at least 2, got {max_pairs}")
         self.max_pairs = max_pairs
         self.seed = seed
+        self.warning = warning
         self.batch_size = batch_size
         self._data: STSData | None = None
 
@@ -381,6 +384,8 @@ class STSEvaluator(Evaluator):
                 data = STSData(data.text1[:n], data.text2[:n], data.scores[:n])
             self._data = data
             logger.info("Loaded %s: %d pairs", self.name, len(data))
+            if self.warning:
+                logger.warning("%s: %s", self.name, self.warning)
         return self._data
 
     def __call__(self, encoder: TextEncoder) -> dict[str, float]:
