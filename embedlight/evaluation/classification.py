@@ -23,7 +23,12 @@ __all__ = ["ClassificationEvaluator", "linear_probe"]
 
 
 def linear_probe(
-    train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str], max_iter: int = 100, seed: int = 0
+    train_x: np.ndarray,
+    train_y: list[str],
+    test_x: np.ndarray,
+    test_y: list[str],
+    max_iter: int = 100,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Fit a logistic regression on ``train`` and return ``(accuracy, macro_f1)`` on ``test``."""
     from sklearn.linear_model import LogisticRegression
@@ -95,7 +100,9 @@ class ClassificationEvaluator(Evaluator):
                 train = train.select(subsample(len(train), self.max_train, self.seed))
                 test = test.select(subsample(len(test), self.max_test, self.seed))
             self._data = (train, test)
-            log.info("Loaded %s: %d train, %s test", self.name, len(train), "k-fold" if test is None else len(test))
+            log.info(
+                "Loaded %s: %d train, %s test", self.name, len(train), "k-fold" if test is None else len(test)
+            )
         return self._data
 
     def _embed(self, encoder: TextEncoder, texts: list[str]) -> np.ndarray:
@@ -106,12 +113,17 @@ class ClassificationEvaluator(Evaluator):
         train, test = self.data
         x = self._embed(encoder, train.texts)  # (N, D)
         if test is not None:
-            acc, f1 = linear_probe(x, train.labels, self._embed(encoder, test.texts), test.labels, self.max_iter, self.seed)
+            acc, f1 = linear_probe(
+                x, train.labels, self._embed(encoder, test.texts), test.labels, self.max_iter, self.seed
+            )
         else:
             from sklearn.model_selection import StratifiedKFold
 
             y = np.asarray(train.labels)
             folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.seed).split(x, y)
-            scores = [linear_probe(x[a], y[a].tolist(), x[b], y[b].tolist(), self.max_iter, self.seed) for a, b in folds]
+            scores = [
+                linear_probe(x[a], y[a].tolist(), x[b], y[b].tolist(), self.max_iter, self.seed)
+                for a, b in folds
+            ]
             acc, f1 = (float(v) for v in np.mean(scores, axis=0))
         return {f"{self.name}/accuracy": acc, f"{self.name}/f1": f1}

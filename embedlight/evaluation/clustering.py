@@ -29,7 +29,9 @@ def kmeans_v_measure(x: np.ndarray, labels: list[str], seed: int = 0, batch_size
     k = len(set(labels))
     if k < 2:
         raise ValueError("clustering needs at least 2 distinct labels")
-    pred = MiniBatchKMeans(n_clusters=k, batch_size=batch_size, n_init="auto", random_state=seed).fit_predict(x)
+    pred = MiniBatchKMeans(n_clusters=k, batch_size=batch_size, n_init="auto", random_state=seed).fit_predict(
+        x
+    )
     return float(v_measure_score(labels, pred))
 
 
@@ -76,7 +78,9 @@ class ClusteringEvaluator(Evaluator):
         if self._data is None:
             full = load_senteval(self.path, self.task, self.split)
             self._data = full.select(subsample(len(full), self.limit, self.seed))
-            log.info("Loaded %s: %d texts, %d labels", self.name, len(self._data), len(set(self._data.labels)))
+            log.info(
+                "Loaded %s: %d texts, %d labels", self.name, len(self._data), len(set(self._data.labels))
+            )
         return self._data
 
     def __call__(self, encoder: TextEncoder) -> dict[str, float]:

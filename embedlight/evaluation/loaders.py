@@ -78,7 +78,9 @@ class PairData:
 
     def select(self, idx: list[int] | np.ndarray) -> PairData:
         """The rows ``idx``, in that order."""
-        return PairData([self.text1[i] for i in idx], [self.text2[i] for i in idx], [self.labels[i] for i in idx])
+        return PairData(
+            [self.text1[i] for i in idx], [self.text2[i] for i in idx], [self.labels[i] for i in idx]
+        )
 
 
 def subsample(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
@@ -123,7 +125,9 @@ def _senteval_split_file(path: str, task: str) -> LabeledTexts:
         if task == "SST2":
             text, sep, label = line.rpartition("\t")
             if not sep or label.strip() not in ("0", "1"):
-                raise ValueError(f"{path}:{lineno}: field 'label' must be 0 or 1 after a tab, got {line[-20:]!r}")
+                raise ValueError(
+                    f"{path}:{lineno}: field 'label' must be 0 or 1 after a tab, got {line[-20:]!r}"
+                )
         elif task == "SST5":
             label, _, text = line.partition(" ")
             if label not in ("0", "1", "2", "3", "4"):
@@ -170,14 +174,22 @@ def load_senteval(root: str, task: str, split: str | None = None) -> LabeledText
     raise ValueError(f"unknown SentEval task {task!r}; expected one of {SENTEVAL_TASKS}")
 
 
-def _pair_rows(path: str, format: str) -> tuple[list[list[str]], int]:
-    """Rows of a pair file and the 1-based line number of the first row."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _pair_rows(path: str, format: str) -> list[list[str]]:
+    """Rows of a pair file (one per line)."""
     if format == "csv":
         if not os.path.isfile(path):
             raise FileNotFoundError(f"evaluation file not found: {path}")
         with open(path, encoding="utf-8-sig", newline="") as f:
-            return [row for row in csv.reader(f)], 1
-    return [line.split("\t") for line in _read_lines(path)], 1
+            return list(csv.reader(f))
+    return [line.split("\t") for line in _read_lines(path)]
 
 
 def load_pairs(path: str, format: str = "auto") -> PairData:
@@ -201,15 +213,13 @@ def load_pairs(path: str, format: str = "auto") -> PairData:
         format = "csv" if path.lower().endswith(".csv") else "tsv"
     if format not in ("tsv", "csv"):
         raise ValueError(f"pair format must be 'tsv', 'csv' or 'auto', got {format!r}")
-    rows, _ = _pair_rows(path, format)
+    rows = _pair_rows(path, format)
     if not rows:
         raise ValueError(f"{path}: empty file")
     header = [c.strip().lstrip("\ufeff") for c in rows[0]]
     start = 0
     cols = (len(header) - 3, len(header) - 2, len(header) - 1)
-    try:
-        float(header[-1])
-    except ValueError:
+    if not _is_number(header[-1]):  # a header row
         start = 1
         if "Quality" in header:  # MRPC
             names = ("#1 String", "#2 String", "Quality")
@@ -220,7 +230,9 @@ def load_pairs(path: str, format: str = "auto") -> PairData:
             raise ValueError(f"{path}:1: header lacks column(s) {missing}; got {header}")
         cols = tuple(header.index(n) for n in names)
     if cols[0] < 0:
-        raise ValueError(f"{path}:1: expected at least 3 fields (sentence1, sentence2, label), got {len(header)}")
+        raise ValueError(
+            f"{path}:1: expected at least 3 fields (sentence1, sentence2, label), got {len(header)}"
+        )
     data = PairData([], [], [])
     for lineno, row in enumerate(rows[start:], start=start + 1):
         if not row or (len(row) == 1 and not row[0].strip()):
@@ -246,12 +258,16 @@ def load_snli(root: str, split: str = "test", drop_neutral: bool = True) -> Pair
     labels_path = os.path.join(root, f"labels.{split}")
     labels = _read_lines(labels_path)
     if not len(s1) == len(s2) == len(labels):
-        raise ValueError(f"{root}: s1/s2/labels.{split} have {len(s1)}/{len(s2)}/{len(labels)} lines; they must align")
+        raise ValueError(
+            f"{root}: s1/s2/labels.{split} have {len(s1)}/{len(s2)}/{len(labels)} lines; they must align"
+        )
     data = PairData([], [], [])
     for lineno, (a, b, lab) in enumerate(zip(s1, s2, labels), start=1):
         lab = lab.strip()
         if lab not in ("entailment", "neutral", "contradiction"):
-            raise ValueError(f"{labels_path}:{lineno}: field 'label' must be entailment/neutral/contradiction, got {lab!r}")
+            raise ValueError(
+                f"{labels_path}:{lineno}: field 'label' must be entailment/neutral/contradiction, got {lab!r}"
+            )
         if lab == "neutral" and drop_neutral:
             continue
         data.text1.append(a.strip())

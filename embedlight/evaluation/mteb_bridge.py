@@ -87,7 +87,9 @@ class MTEBEncoder(AbsEncoder):
         self.prompts = dict(prompts or {})
         self.icl_examples_dir = icl_examples_dir
         if icl_examples_dir and not hasattr(encoder, "embed_texts"):
-            raise ValueError("icl_examples_dir needs an ICL Embedder (an embedlight Embedder), not a loaded export")
+            raise ValueError(
+                "icl_examples_dir needs an ICL Embedder (an embedlight Embedder), not a loaded export"
+            )
         self.icl_template, self.n_examples, self.query_max_len = icl_template, n_examples, query_max_len
         self.calls: list[tuple[str, str, str | None, int]] = []  # (task, kind, instruction, n) for inspection
 
@@ -123,13 +125,19 @@ class MTEBEncoder(AbsEncoder):
     ) -> np.ndarray:
         """Embed the texts of mteb's dataloader -> ``(N, D)`` float32."""
         texts = [t for batch in inputs for t in batch["text"]]
-        kind = "document" if prompt_type is not None and str(getattr(prompt_type, "value", prompt_type)) == "document" else "query"
+        kind = (
+            "document"
+            if prompt_type is not None and str(getattr(prompt_type, "value", prompt_type)) == "document"
+            else "query"
+        )
         instruction = self.instruction_for(task_metadata.name, task_metadata.type, kind)
         encoder = self.model
         if self.icl_examples_dir:
             encoder = self._icl_encoder(task_metadata.name, instruction)
         self.calls.append((task_metadata.name, kind, instruction, len(texts)))
-        emb = encoder.encode(texts, kind=kind, instruction=instruction, batch_size=int(kwargs.get("batch_size", 32)))
+        emb = encoder.encode(
+            texts, kind=kind, instruction=instruction, batch_size=int(kwargs.get("batch_size", 32))
+        )
         return torch.as_tensor(emb).detach().float().cpu().numpy()
 
 
@@ -168,7 +176,11 @@ def local_sts_task(
         data = reader.data
         self.min_score, self.max_score = min(data.scores), max(data.scores)
         self.dataset = DatasetDict(
-            {"test": Dataset.from_dict({"sentence1": data.text1, "sentence2": data.text2, "score": data.scores})}
+            {
+                "test": Dataset.from_dict(
+                    {"sentence1": data.text1, "sentence2": data.text2, "score": data.scores}
+                )
+            }
         )
         self.data_loaded = True
 
@@ -195,7 +207,9 @@ def local_retrieval_task(
         data = load_beir(path, split, max_queries, max_corpus)
         split_data = RetrievalSplitData(
             queries=Dataset.from_dict({"id": data.query_ids, "text": data.query_texts}),
-            corpus=Dataset.from_dict({"id": data.doc_ids, "text": data.doc_texts, "title": [""] * len(data.doc_ids)}),
+            corpus=Dataset.from_dict(
+                {"id": data.doc_ids, "text": data.doc_texts, "title": [""] * len(data.doc_ids)}
+            ),
             relevant_docs=data.qrels,
             top_ranked=None,
         )
@@ -216,7 +230,9 @@ def build_local_tasks(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         spec = dict(spec)
         kind = spec.pop("type", None)
         if kind not in _LOCAL_BUILDERS:
-            raise ValueError(f"local mteb task {name!r}: type must be one of {sorted(_LOCAL_BUILDERS)}, got {kind!r}")
+            raise ValueError(
+                f"local mteb task {name!r}: type must be one of {sorted(_LOCAL_BUILDERS)}, got {kind!r}"
+            )
         tasks[name] = _LOCAL_BUILDERS[kind](name, **spec)
     return tasks
 
@@ -253,7 +269,12 @@ def run_mteb(
         raise ValueError("no mteb task selected: pass tasks=[...] or local tasks")
     cache = mteb.ResultCache(cache_path=output_folder) if output_folder else None
     result = mteb.evaluate(
-        encoder, objs, cache=cache, encode_kwargs={"batch_size": batch_size}, show_progress_bar=False, overwrite_strategy="always"
+        encoder,
+        objs,
+        cache=cache,
+        encode_kwargs={"batch_size": batch_size},
+        show_progress_bar=False,
+        overwrite_strategy="always",
     )
     return {tr.task_name: scores_of(tr) for tr in result.task_results}
 

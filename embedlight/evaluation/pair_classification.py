@@ -129,7 +129,11 @@ class PairClassificationEvaluator(Evaluator):
     def data(self) -> PairData:
         """The pairs (loaded on first access)."""
         if self._data is None:
-            data = load_snli(self.path, self.split) if self.format == "snli" else load_pairs(self.path, self.format)
+            data = (
+                load_snli(self.path, self.split)
+                if self.format == "snli"
+                else load_pairs(self.path, self.format)
+            )
             self._data = data.select(subsample(len(data), self.limit, self.seed))
             log.info("Loaded %s: %d pairs", self.name, len(self._data))
         return self._data
@@ -137,7 +141,9 @@ class PairClassificationEvaluator(Evaluator):
     def __call__(self, encoder: TextEncoder) -> dict[str, float]:
         """``{name}/ap``, ``{name}/accuracy``, ``{name}/f1`` and their thresholds."""
         data = self.data
-        emb = embed_normalized(encoder, data.text1 + data.text2, instruction=self.instruction, batch_size=self.batch_size)
+        emb = embed_normalized(
+            encoder, data.text1 + data.text2, instruction=self.instruction, batch_size=self.batch_size
+        )
         n = len(data)
         cos = (emb[:n] * emb[n:]).sum(axis=1)  # (P,)
         labels = np.asarray(data.labels)

@@ -111,8 +111,12 @@ class PasskeyEvaluator(Evaluator):
         out = {}
         for length in self.lengths:
             queries, docs = make_passkey_task(length, self.n_docs, self.seed, tokenizer)
-            q = embed_normalized(encoder, queries, kind="query", instruction=self.query_instruction, batch_size=self.batch_size)
-            d = embed_normalized(encoder, docs, kind="document", instruction=self.doc_instruction, batch_size=self.batch_size)
+            q = embed_normalized(
+                encoder, queries, kind="query", instruction=self.query_instruction, batch_size=self.batch_size
+            )
+            d = embed_normalized(
+                encoder, docs, kind="document", instruction=self.doc_instruction, batch_size=self.batch_size
+            )
             top1 = np.argmax(q @ d.T, axis=1)  # (n_docs,)
             out[f"{self.name}/top1@{length}"] = float(np.mean(top1 == np.arange(len(docs))))
         return out

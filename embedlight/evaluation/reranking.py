@@ -43,7 +43,9 @@ class RerankingData:
     relevant: list[list[int]]
 
 
-def reranking_metrics(scores: list[np.ndarray], relevant: list[list[int]], mrr_at: int = 10) -> dict[str, float]:
+def reranking_metrics(
+    scores: list[np.ndarray], relevant: list[list[int]], mrr_at: int = 10
+) -> dict[str, float]:
     """Mean AP, MRR and MRR@``mrr_at`` over queries with at least one relevant candidate.
 
     Args:
@@ -103,7 +105,12 @@ def _from_beir(path: str, split: str, threshold: int, n_negatives: int, seed: in
 
 
 def load_reranking(
-    path: str, format: str = "auto", split: str = "test", relevance_threshold: int = 2, n_negatives: int = 50, seed: int = 0
+    path: str,
+    format: str = "auto",
+    split: str = "test",
+    relevance_threshold: int = 2,
+    n_negatives: int = 50,
+    seed: int = 0,
 ) -> RerankingData:
     """Read a reranking set (see the module docstring)."""
     if format == "auto":
@@ -161,18 +168,30 @@ class RerankingEvaluator(Evaluator):
     def data(self) -> RerankingData:
         """The queries and candidates (loaded on first access)."""
         if self._data is None:
-            d = load_reranking(self.path, self.format, self.split, self.relevance_threshold, self.n_negatives, self.seed)
+            d = load_reranking(
+                self.path, self.format, self.split, self.relevance_threshold, self.n_negatives, self.seed
+            )
             n = self.max_queries or len(d.queries)
             self._data = RerankingData(d.queries[:n], d.candidates[:n], d.relevant[:n])
-            log.info("Loaded %s: %d queries, %d candidates", self.name, n, sum(map(len, self._data.candidates)))
+            log.info(
+                "Loaded %s: %d queries, %d candidates", self.name, n, sum(map(len, self._data.candidates))
+            )
         return self._data
 
     def __call__(self, encoder: TextEncoder) -> dict[str, float]:
         """``{name}/map``, ``{name}/mrr``, ``{name}/mrr@10``."""
         data = self.data
-        q = embed_normalized(encoder, data.queries, kind="query", instruction=self.query_instruction, batch_size=self.batch_size)
+        q = embed_normalized(
+            encoder,
+            data.queries,
+            kind="query",
+            instruction=self.query_instruction,
+            batch_size=self.batch_size,
+        )
         docs = [t for cands in data.candidates for t in cands]
-        d = embed_normalized(encoder, docs, kind="document", instruction=self.doc_instruction, batch_size=self.batch_size)
+        d = embed_normalized(
+            encoder, docs, kind="document", instruction=self.doc_instruction, batch_size=self.batch_size
+        )
         scores, start = [], 0
         for i, cands in enumerate(data.candidates):
             scores.append(d[start : start + len(cands)] @ q[i])  # (C_q,)

@@ -76,7 +76,9 @@ class InstructedEncoder:
         """Encode with the forced instruction for ``kind`` in ``kinds``."""
         if kind in self.kinds:
             instruction = self.instruction
-        return self.encoder.encode(texts, kind=kind, instruction=instruction, batch_size=batch_size, show_progress=show_progress)
+        return self.encoder.encode(
+            texts, kind=kind, instruction=instruction, batch_size=batch_size, show_progress=show_progress
+        )
 
     def __getattr__(self, name: str) -> Any:  # tokenizer etc. of the wrapped encoder
         return getattr(self.encoder, name)
@@ -106,7 +108,9 @@ class InstructionRobustnessEvaluator(Evaluator):
         self.name = name or self.inner.name
         if instructions is None:
             if task_type not in DEFAULT_PARAPHRASES:
-                raise ValueError(f"no default paraphrases for task_type {task_type!r}; known: {sorted(DEFAULT_PARAPHRASES)}")
+                raise ValueError(
+                    f"no default paraphrases for task_type {task_type!r}; known: {sorted(DEFAULT_PARAPHRASES)}"
+                )
             instructions = DEFAULT_PARAPHRASES[task_type]
         self.instructions = list(instructions)
         if len(self.instructions) < 2:

@@ -378,7 +378,9 @@ class STSEvaluator(Evaluator):
                 from embedlight.evaluation.loaders import subsample
 
                 idx = subsample(len(data), self.max_pairs, self.seed)
-                data = STSData([data.text1[i] for i in idx], [data.text2[i] for i in idx], [data.scores[i] for i in idx])
+                data = STSData(
+                    [data.text1[i] for i in idx], [data.text2[i] for i in idx], [data.scores[i] for i in idx]
+                )
             elif self.max_pairs is not None:
                 n = self.max_pairs
                 data = STSData(data.text1[:n], data.text2[:n], data.scores[:n])

@@ -34,6 +34,13 @@ def test_evaluator_perfect_clusters(tmp_path):
     os.makedirs(tmp_path / "TREC")
     rows = [("q0", "NUM"), ("q1", "NUM"), ("q2", "LOC"), ("q3", "LOC"), ("q4", "HUM"), ("q5", "HUM")]
     (tmp_path / "TREC" / "TREC_10.label").write_text("".join(f"{lab}:x {t}\n" for t, lab in rows))
-    table = {"q0": [1, 0, 0], "q1": [1, 0.1, 0], "q2": [0, 1, 0], "q3": [0.1, 1, 0], "q4": [0, 0, 1], "q5": [0, 0.1, 1]}
+    table = {
+        "q0": [1, 0, 0],
+        "q1": [1, 0.1, 0],
+        "q2": [0, 1, 0],
+        "q3": [0.1, 1, 0],
+        "q4": [0, 0, 1],
+        "q5": [0, 0.1, 1],
+    }
     out = ClusteringEvaluator(str(tmp_path), "TREC", "test", n_runs=2)(TableEncoder(table))
     assert out == {"TREC-clustering/v_measure": pytest.approx(1.0)}

@@ -30,7 +30,10 @@ def test_pairs_csv_with_bom_and_quotes(tmp_path):
 
 
 def test_mrpc_header(tmp_path):
-    path = write(tmp_path / "m.txt", "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t5\t6\tA b .\tC d .\n0\t7\t8\te\tf\n")
+    path = write(
+        tmp_path / "m.txt",
+        "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t5\t6\tA b .\tC d .\n0\t7\t8\te\tf\n",
+    )
     data = load_pairs(path)
     assert (data.text1, data.text2, data.labels) == (["A b .", "e"], ["C d .", "f"], [1.0, 0.0])
 

@@ -63,7 +63,11 @@ def test_mteb_prompts_priority_and_kinds(tmp_path):
     sts = _sts_jsonl(tmp_path / "sts.jsonl", n=6)
     rec = Recorder()
     prompts = {"R-query": "task+kind: ", "Retrieval": "type: ", "document": "doc: ", "STS": "sts: "}
-    run_mteb(MTEBEncoder(rec, "rec", prompts=prompts), [], {"R": {"type": "retrieval", "path": beir}, "S": {"type": "sts", "path": sts}})
+    run_mteb(
+        MTEBEncoder(rec, "rec", prompts=prompts),
+        [],
+        {"R": {"type": "retrieval", "path": beir}, "S": {"type": "sts", "path": sts}},
+    )
     assert ("query", "task+kind: ") in rec.calls  # "<Task>-query" beats "<TaskType>"
     assert ("document", "type: ") in rec.calls  # "<TaskType>" beats the bare kind
     assert ("query", "sts: ") in rec.calls and all(i is not None for _, i in rec.calls)
@@ -95,7 +99,13 @@ def test_embedlight_eval_mteb_subcommand(tiny_bert, tmp_path, monkeypatch):
 
     sts = _sts_jsonl(tmp_path / "sts.jsonl", n=8)
     out = tmp_path / "mteb.json"
-    argv = ["embedlight-eval", "mteb", f"model={tiny_bert}", f"+local_tasks.CliSTS={{type: sts, path: {sts}}}", f"output={out}"]
+    argv = [
+        "embedlight-eval",
+        "mteb",
+        f"model={tiny_bert}",
+        f"+local_tasks.CliSTS={{type: sts, path: {sts}}}",
+        f"output={out}",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
     eval_cli.main()

@@ -42,4 +42,6 @@ def test_defaults_are_five_distinct_paraphrases_per_task_type():
     for task_type, paraphrases in DEFAULT_PARAPHRASES.items():
         assert len(paraphrases) == 5 and len(set(paraphrases)) == 5, task_type
     with pytest.raises(ValueError, match="no default paraphrases"):
-        InstructionRobustnessEvaluator(PairClassificationEvaluator.__new__(PairClassificationEvaluator), task_type="x", name="n")
+        InstructionRobustnessEvaluator(
+            PairClassificationEvaluator.__new__(PairClassificationEvaluator), task_type="x", name="n"
+        )
