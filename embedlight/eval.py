@@ -17,7 +17,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.evaluation import run_evaluators
@@ -70,16 +70,22 @@ class SentenceTransformerEncoder:
         return self.model.tokenizer
 
 
+def build_evaluators(specs: DictConfig) -> list[Any]:
+    """Instantiate ``{name: evaluator config}`` (resolved first, so nested configs keep their interpolations)."""
+    resolved = OmegaConf.to_container(specs, resolve=True)
+    return [
+        instantiate({**spec, "name": spec.get("name") or key})
+        for key, spec in resolved.items()
+        if spec is not None
+    ]
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Load ``cfg.model`` and run every evaluator in ``cfg.evaluation``."""
     if not cfg.get("evaluation"):
         raise ValueError("nothing to evaluate: pick evaluators, e.g. evaluation=bbc or evaluation=stsb")
     encoder = SentenceTransformerEncoder(cfg.model, cfg.get("device"), cfg.get("trust_remote_code", False))
-    evaluators = [
-        instantiate({**spec, "name": spec.get("name") or key})
-        for key, spec in cfg.evaluation.items()
-        if spec is not None
-    ]
+    evaluators = build_evaluators(cfg.evaluation)
     metrics = run_evaluators(evaluators, encoder)
     for key, value in sorted(metrics.items()):
         print(f"{key:<40} {value:.4f}")
@@ -90,8 +96,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate_mteb(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """``embedlight-eval mteb``: run MTEB 2 tasks (``cfg.tasks`` by name, ``cfg.local_tasks`` from files)."""
-    from omegaconf import OmegaConf
-
     from embedlight.evaluation.mteb_bridge import MTEBEncoder, run_mteb
 
     encoder = SentenceTransformerEncoder(cfg.model, cfg.get("device"), cfg.get("trust_remote_code", False))
