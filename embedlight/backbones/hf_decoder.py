@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from embedlight.backbones.hf_encoder import load_hf_model, load_hf_tokenizer, torch_dtype
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
+from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.registry import register
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,11 @@ class HFDecoder(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
         )
         return out.last_hidden_state  # (B, L, H)
+
+    def flop_model(self) -> TransformerFlops:
+        """Training FLOPs per step (see :mod:`embedlight.flops`): with LoRA the frozen base weights
+        cost 4 FLOPs per entry and token (forward + input gradient), the adapters 6."""
+        return transformer_flops(self.model, self.base_model.config)
 
     def merged_state_dict(self) -> dict[str, torch.Tensor]:
         """The base model's state dict with every LoRA delta folded into its weight (non-destructive).

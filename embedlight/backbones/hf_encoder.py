@@ -11,6 +11,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from embedlight.backbones.resolve import resolve_pretrained
+from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
 
@@ -134,6 +135,13 @@ class HFEncoder(nn.Module):
         """Return the last hidden states, (B, L, H)."""
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state  # (B, L, H)
+
+    def flop_model(self) -> TransformerFlops:
+        """Training FLOPs per step (see :mod:`embedlight.flops`): every block weight, frozen or not,
+        read from the live model; BERT's [CLS] pooler (unused) is left out."""
+        pooler = getattr(self.model, "pooler", None)
+        skip = [pooler] if isinstance(pooler, nn.Module) else []
+        return transformer_flops(self.model, self.model.config, skip)
 
     def save_pretrained(self, directory: str, padding_side: str | None = None) -> None:
         """Write the model (safetensors) and tokenizer to ``directory``.
