@@ -153,9 +153,9 @@ class Embedder(nn.Module):
         reproduce this pooler, projection head, normalisation and the default prompts.
 
         The saved tokenizer pads on the right (:data:`EXPORT_PADDING_SIDE`) whatever side training
-        used: sentence-transformers' ``cls`` and ``weightedmean`` pooling and ``include_prompt=False``
-        assumed right padding before release 5.x learnt left padding, and a right-padded row is what
-        every version handles. Embeddings do not depend on the side: the poolers locate real tokens
+        used: older sentence-transformers releases read ``cls``, ``weightedmean`` and
+        ``include_prompt=False`` as if rows were right-padded (6.2, installed here, handles both), and a
+        right-padded row is what every release handles. Embeddings do not depend on the side: the poolers locate real tokens
         from the attention mask, and decoders count positions over real tokens only (see
         ``HFDecoder.forward``). The training side is recorded in ``embedlight.json``.
 
