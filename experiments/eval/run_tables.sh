@@ -2,6 +2,8 @@
 # Run the C-MTEB-local and English evaluation presets on one model, with the reduced sizes used for the
 # recorded tables (the 2-core machine was shared by 8 engineers; see README.md here). Usage, from the repo root:
 #   experiments/eval/run_tables.sh MODEL TAG        e.g. all-MiniLM-L6-v2 before
+# EN_DROP="MR CR" leaves those English evaluators out (same sizes for the rest); PARALLEL=1 runs the two
+# presets at the same time.
 set -euo pipefail
 MODEL=$1
 TAG=$2
@@ -24,5 +26,16 @@ run() {
   /usr/bin/time -v "$PY" -m embedlight.eval model="$MODEL" evaluation="$preset" "$@" \
     output="$OUT/${TAG}_${preset}.json" > "$OUT/${TAG}_${preset}.log" 2>&1
 }
-run cmteb_local "${CMTEB[@]}"
-run english_local "${EN[@]}"
+for name in ${EN_DROP:-}; do
+  KEEP=()
+  for o in "${EN[@]}"; do [[ $o == "++evaluation.$name."* ]] || KEEP+=("$o"); done
+  EN=("${KEEP[@]}" "~evaluation.$name")
+done
+if [[ ${PARALLEL:-0} == 1 ]]; then
+  run cmteb_local "${CMTEB[@]}" &
+  run english_local "${EN[@]}"
+  wait
+else
+  run cmteb_local "${CMTEB[@]}"
+  run english_local "${EN[@]}"
+fi
