@@ -33,5 +33,5 @@ def table(preset: str, tags: list[str]) -> str:
 
 if __name__ == "__main__":
     tags = sys.argv[1:] or ["before", "after"]
-    for preset in ("cmteb_local", "english_local"):
+    for preset in ("cmteb_local", "english_local", "passkey", "sts_robustness"):
         print(f"### {preset}\n\n{table(preset, tags)}\n")

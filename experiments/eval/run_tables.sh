@@ -3,7 +3,7 @@
 # recorded tables (the 2-core machine was shared by 8 engineers; see README.md here). Usage, from the repo root:
 #   experiments/eval/run_tables.sh MODEL TAG        e.g. all-MiniLM-L6-v2 before
 # EN_DROP="MR CR" leaves those English evaluators out (same sizes for the rest); PARALLEL=1 runs the two
-# presets at the same time.
+# presets at the same time; ONLY=english_local (or cmteb_local) runs one preset.
 set -euo pipefail
 MODEL=$1
 TAG=$2
@@ -36,6 +36,6 @@ if [[ ${PARALLEL:-0} == 1 ]]; then
   run english_local "${EN[@]}"
   wait
 else
-  run cmteb_local "${CMTEB[@]}"
-  run english_local "${EN[@]}"
+  if [[ -z ${ONLY:-} || $ONLY == cmteb_local ]]; then run cmteb_local "${CMTEB[@]}"; fi
+  if [[ -z ${ONLY:-} || $ONLY == english_local ]]; then run english_local "${EN[@]}"; fi
 fi
