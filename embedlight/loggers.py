@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import re
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -43,3 +44,34 @@ def wandb_logger(
         log.info("wandb: no API key found, logging offline to %s (sync later with `wandb sync`)", save_dir)
     os.makedirs(save_dir, exist_ok=True)
     return WandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline", **kwargs)
+
+
+SECRET_KEY = re.compile(
+    r"(^|_)(api_?key|secret|password|auth_token|access_token|hf_token)$|^token$", re.IGNORECASE
+)
+
+
+def redact(value: Any) -> Any:
+    """A copy of a nested config whose string values under secret-looking keys (``api_key``,
+    ``wandb_api_key``, ``hf_token``, ``password``, ...) read ``"***"``; ``pad_token_id`` etc. are kept."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if SECRET_KEY.search(str(k)) and isinstance(v, str) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def log_config(loggers: Any, cfg: Any) -> None:
+    """Send the resolved run config (secret-looking values redacted) to every logger's hyperparameters."""
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation that only resolves inside a Hydra job (e.g. ${hydra:...})
+        config = OmegaConf.to_container(cfg, resolve=False)
+    config = redact(config)
+    for logger in loggers:
+        logger.log_hyperparams(config)

@@ -1,8 +1,21 @@
-"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints."""
+"""Lightning callbacks: throughput, before/after evaluation, validation, plots, exact resume, atomic checkpoints."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
+from embedlight.callbacks.plots import PlotCallback
 from embedlight.callbacks.resume import ExactResume
 from embedlight.callbacks.throughput import ThroughputMonitor
+from embedlight.callbacks.validation import BestCheckpoint, ValidationCallback, ValidationEarlyStopping
+from embedlight.callbacks.wandb_tables import WandbEvalTables
 
-__all__ = ["AtomicCheckpointIO", "EvaluationCallback", "ExactResume", "ThroughputMonitor"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "BestCheckpoint",
+    "EvaluationCallback",
+    "ExactResume",
+    "PlotCallback",
+    "ThroughputMonitor",
+    "ValidationCallback",
+    "ValidationEarlyStopping",
+    "WandbEvalTables",
+]
