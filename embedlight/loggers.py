@@ -34,12 +34,13 @@ def wandb_logger(
         name: Run name.
         save_dir: Folder for the local run files.
         mode: ``online`` / ``offline``; None picks online only when a key is found
-            (``WANDB_API_KEY`` or ``~/.netrc``). The key itself is never logged.
+            (``WANDB_API_KEY`` or ``~/.netrc``), unless ``WANDB_MODE`` says otherwise. The key itself
+            is never logged.
         **kwargs: Passed to ``WandbLogger``.
     """
     from lightning.pytorch.loggers import WandbLogger
 
-    mode = mode or ("online" if _has_wandb_key() else "offline")
+    mode = mode or os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
     if mode == "offline":
         log.info("wandb: no API key found, logging offline to %s (sync later with `wandb sync`)", save_dir)
     os.makedirs(save_dir, exist_ok=True)
@@ -75,3 +76,13 @@ def log_config(loggers: Any, cfg: Any) -> None:
     config = redact(config)
     for logger in loggers:
         logger.log_hyperparams(config)
+
+
+def finish(loggers: Any) -> None:
+    """End the wandb run of every ``WandbLogger`` (flushes the offline files; the next run in the same
+    process, e.g. the next trial of a sweep, then starts a new wandb run instead of reusing this one)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from embedlight.callbacks import AtomicCheckpointIO, ExactResume, ValidationCallback
 from embedlight.callbacks.validation import load_best_weights
 from embedlight.evaluation import run_evaluators
+from embedlight.loggers import finish as finish_loggers
 from embedlight.loggers import log_config
 from embedlight.registry import _load_all
 
@@ -108,6 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("exported to %s", result["export"])
     if trainer.is_global_zero and result["metrics"]:
         print(format_metrics(result["metrics"]))
+    finish_loggers(trainer.loggers)
     return result
 
 

@@ -42,7 +42,10 @@ class MetricRecorder(Logger):
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         for key, value in metrics.items():
-            value = float(value)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):  # a table, an image...
+                continue
             if key not in ("epoch", "step") and math.isfinite(value):
                 self.series[key].append((int(step or 0), value))
 
