@@ -79,6 +79,7 @@ def test_best_checkpoint_and_export_from_best(tiny_bert, tmp_path):
     assert set(json.loads((out / "metrics.json").read_text())) == {"before", "after", "best"}
     csv = open(glob.glob(str(out / "logs" / "*" / "metrics.csv"))[0]).read()
     assert "val/s/score" in csv.splitlines()[0]
+    assert {p.name for p in (out / "plots").glob("*.png")} >= {"loss.png", "lr.png", "evaluation.png", "validation.png"}
 
 
 def test_early_stopping_and_export_from_last(tiny_bert, tmp_path):
