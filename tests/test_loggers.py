@@ -33,7 +33,11 @@ def test_offline_logger_does_not_record_the_key(monkeypatch, tmp_path):
 
 
 def test_redact_hides_secret_looking_values_only():
-    cfg = {"api_key": "k1", "logger": {"wandb_api_key": "k2", "hf_token": "k3", "pad_token": "[PAD]"}, "lr": 1e-4}
+    cfg = {
+        "api_key": "k1",
+        "logger": {"wandb_api_key": "k2", "hf_token": "k3", "pad_token": "[PAD]"},
+        "lr": 1e-4,
+    }
     cfg["tokenizer"] = {"pad_token_id": 0, "password": "pw", "secret": None}
     assert loggers.redact(cfg) == {
         "api_key": "***",
@@ -100,14 +104,19 @@ def test_wandb_offline_run_holds_config_metrics_throughput_and_tables(tiny_bert,
         elif kind == "config":
             config |= {i.key or "/".join(i.nested_key) for i in record.config.update}
         elif kind == "summary":
-            summary.update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.summary.update})
+            summary.update(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.summary.update}
+            )
     assert {"module", "data", "loss", "monitor", "trainer", "validation"} <= config
     assert len(history["train/loss"]) == 4 and "train/lr" in history
     assert history["throughput/samples_per_sec"] and history["throughput/samples_per_sec"][0] > 0
     assert len(history["val/v/ndcg@10"]) == 2 and history["val/v/ndcg@10"][-1] == result["objective"]
     assert summary["eval_after/tiny/ndcg@10"] == result["metrics"]["after"]["tiny/ndcg@10"]
 
-    tables = {p.split("/media/table/")[1].split("_")[0]: p for p in glob.glob(f"{runs[0]}/files/media/table/*/*.json")}
+    tables = {
+        p.split("/media/table/")[1].split("_")[0]: p
+        for p in glob.glob(f"{runs[0]}/files/media/table/*/*.json")
+    }
     assert set(tables) == {"eval/scores", "val/scores"}
     eval_table = json.loads(open(tables["eval/scores"]).read())
     assert eval_table["columns"] == ["task", "metric", "before", "after", "delta"]

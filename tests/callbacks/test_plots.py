@@ -11,7 +11,9 @@ from embedlight.callbacks.plots import MetricRecorder, PlotCallback, panels, plo
 def _series():
     rec = MetricRecorder()
     for step in range(20):
-        rec.log_metrics({"train/loss": 2.0 * 0.9**step, "train/lr": 1e-4 * min(1, (step + 1) / 5), "epoch": 0}, step)
+        rec.log_metrics(
+            {"train/loss": 2.0 * 0.9**step, "train/lr": 1e-4 * min(1, (step + 1) / 5), "epoch": 0}, step
+        )
     rec.log_metrics({"eval_before/bbc/ndcg@10": 0.90}, 0)
     rec.log_metrics({"eval_step_10/bbc/ndcg@10": 0.93}, 10)
     rec.log_metrics({"eval_after/bbc/ndcg@10": 0.95}, 20)
@@ -45,7 +47,10 @@ def test_plot_series_writes_valid_non_blank_pngs(tmp_path):
 def test_records_from_csv_matches_the_rows(tmp_path):
     csv = tmp_path / "metrics.csv"
     csv.write_text("epoch,step,train/loss,eval_after/t/ndcg@10\n0,0,2.5,\n0,1,2.25,\n0,2,,0.75\n")
-    assert records_from_csv(str(csv)) == {"train/loss": [(0, 2.5), (1, 2.25)], "eval_after/t/ndcg@10": [(2, 0.75)]}
+    assert records_from_csv(str(csv)) == {
+        "train/loss": [(0, 2.5), (1, 2.25)],
+        "eval_after/t/ndcg@10": [(2, 0.75)],
+    }
 
 
 def test_plot_callback_state_survives_a_checkpoint_round_trip():

@@ -58,7 +58,10 @@ def test_optuna_sweep_returns_metric_and_writes_trial_table(tiny_bert, tmp_path)
     ]
     assert float(rows[0]["val/v/ndcg@10"]) == best["objective"] and rows[0]["rank"] == "1"
     md = (sweep / "trials.md").read_text()
-    assert md.splitlines()[0] == "| rank | trial | loss.temperature | module.optimizer.lr | val/v/ndcg@10 | status |"
+    assert (
+        md.splitlines()[0]
+        == "| rank | trial | loss.temperature | module.optimizer.lr | val/v/ndcg@10 | status |"
+    )
     assert len(md.strip().splitlines()) == 2 + 4
     assert md.strip() in proc.stdout  # printed at the end of the sweep
 

@@ -62,7 +62,9 @@ def test_best_checkpoint_and_export_from_best(tiny_bert, tmp_path):
     validation = json.loads((out / "validation.json").read_text())
     assert sorted(validation) == ["step_2", "step_4", "step_6"]
     assert [validation[f"step_{s}"]["s/score"] for s in (2, 4, 6)] == [0.5, 0.9, 0.7]
-    assert result["objective"] == 0.9  # what `embedlight-train` returns to a sweep: the exported weights' score
+    assert (
+        result["objective"] == 0.9
+    )  # what `embedlight-train` returns to a sweep: the exported weights' score
 
     best, step4, last = (_weights(ckpts / n) for n in ("best.ckpt", "epoch=0-step=4.ckpt", "last.ckpt"))
     key = "embedder.backbone.model.encoder.layer.0.attention.self.query.weight"
@@ -79,7 +81,12 @@ def test_best_checkpoint_and_export_from_best(tiny_bert, tmp_path):
     assert set(json.loads((out / "metrics.json").read_text())) == {"before", "after", "best"}
     csv = open(glob.glob(str(out / "logs" / "*" / "metrics.csv"))[0]).read()
     assert "val/s/score" in csv.splitlines()[0]
-    assert {p.name for p in (out / "plots").glob("*.png")} >= {"loss.png", "lr.png", "evaluation.png", "validation.png"}
+    assert {p.name for p in (out / "plots").glob("*.png")} >= {
+        "loss.png",
+        "lr.png",
+        "evaluation.png",
+        "validation.png",
+    }
 
 
 def test_early_stopping_and_export_from_last(tiny_bert, tmp_path):
