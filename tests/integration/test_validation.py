@@ -116,3 +116,42 @@ def test_unknown_monitor_and_bad_export_from_fail_clearly(tiny_bert, tmp_path):
         run(compose_cfg(_overrides(tiny_bert, str(tmp_path / "b"), steps=2, extra=["export_from=first"])))
     with pytest.raises(FileNotFoundError, match="no best checkpoint"):
         load_best_weights(torch.nn.Linear(1, 1), [BestCheckpoint(monitor=None)])
+
+
+@pytest.mark.slow
+def test_ddp_cpu_validation_best_checkpoint_and_early_stopping(tiny_bert, tmp_path):
+    """Two gloo processes: rank 0 validates and broadcasts, both ranks take the same checkpoint and
+    stopping decisions (a rank without the score would hang in the collective ones)."""
+    import os
+    import subprocess
+    import sys
+
+    extra = [
+        "hardware=ddp_cpu",
+        "export_from=best",
+        "callbacks.early_stopping.patience=2",
+        "trainer.max_epochs=-1",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "embedlight.train",
+        *_overrides(tiny_bert, str(tmp_path), steps=10, extra=extra),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = tmp_path / "out"
+    assert sorted(json.loads((out / "validation.json").read_text())) == [
+        "step_2",
+        "step_4",
+        "step_6",
+        "step_8",
+    ]
+    best, step4 = (
+        _weights(out / "checkpoints" / "best.ckpt"),
+        _weights(glob.glob(str(out / "checkpoints" / "*-step=4.ckpt"))[0]),
+    )
+    for k, v in step4.items():
+        torch.testing.assert_close(best[k], v, rtol=0, atol=0)
+    assert (out / "export" / "model.safetensors").exists()
