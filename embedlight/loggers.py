@@ -25,6 +25,7 @@ def wandb_logger(
     name: str | None = None,
     save_dir: str = ".",
     mode: str | None = None,
+    log_export: bool = False,
     **kwargs: Any,
 ):
     """A Lightning ``WandbLogger`` that runs offline when no API key is configured.
@@ -36,6 +37,7 @@ def wandb_logger(
         mode: ``online`` / ``offline``; None picks online only when a key is found
             (``WANDB_API_KEY`` or ``~/.netrc``), unless ``WANDB_MODE`` says otherwise. The key itself
             is never logged.
+        log_export: Upload the run's export folder as a ``model`` artifact when the run ends.
         **kwargs: Passed to ``WandbLogger``.
     """
     from lightning.pytorch.loggers import WandbLogger
@@ -44,7 +46,9 @@ def wandb_logger(
     if mode == "offline":
         log.info("wandb: no API key found, logging offline to %s (sync later with `wandb sync`)", save_dir)
     os.makedirs(save_dir, exist_ok=True)
-    return WandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline", **kwargs)
+    logger = WandbLogger(project=project, name=name, save_dir=save_dir, offline=mode == "offline", **kwargs)
+    logger.log_export = log_export
+    return logger
 
 
 SECRET_KEY = re.compile(
@@ -78,11 +82,21 @@ def log_config(loggers: Any, cfg: Any) -> None:
         logger.log_hyperparams(config)
 
 
-def finish(loggers: Any) -> None:
+def finish(loggers: Any, export_dir: str | None = None) -> None:
     """End the wandb run of every ``WandbLogger`` (flushes the offline files; the next run in the same
-    process, e.g. the next trial of a sweep, then starts a new wandb run instead of reusing this one)."""
+    process, e.g. the next trial of a sweep, then starts a new wandb run instead of reusing this one).
+
+    Loggers made with ``log_export=True`` first log ``export_dir`` as a ``model`` artifact.
+    """
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+        if not isinstance(logger, WandbLogger) or logger._experiment is None:
+            continue
+        if export_dir and getattr(logger, "log_export", False):
+            import wandb
+
+            artifact = wandb.Artifact(f"export-{logger.experiment.id}", type="model")
+            artifact.add_dir(export_dir)
+            logger.experiment.log_artifact(artifact)
+        logger.experiment.finish()

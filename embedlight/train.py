@@ -109,7 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         log.info("exported to %s", result["export"])
     if trainer.is_global_zero and result["metrics"]:
         print(format_metrics(result["metrics"]))
-    finish_loggers(trainer.loggers)
+    finish_loggers(trainer.loggers, result["export"])
     return result
 
 

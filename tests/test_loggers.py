@@ -73,9 +73,12 @@ def _wandb_records(path: str):
             yield record
 
 
-def test_wandb_offline_run_holds_config_metrics_throughput_and_tables(tiny_bert, tmp_path, monkeypatch):
+def test_wandb_offline_run_holds_config_metrics_throughput_tables_and_export(
+    tiny_bert, tmp_path, monkeypatch
+):
     import glob
     import json
+    import time
 
     from embedlight.train import run
     from tests.helpers import compose_cfg, tiny_overrides
@@ -86,6 +89,7 @@ def test_wandb_offline_run_holds_config_metrics_throughput_and_tables(tiny_bert,
     monkeypatch.setenv("WANDB_API_KEY", secret)
     extra = [
         "logger=wandb",
+        "logger.log_export=true",
         "callbacks.throughput.window=2",
         f"+validation.v={{_target_: embedlight.evaluation.RetrievalEvaluator, path: '{tmp_path}/beir'}}",
         "monitor=val/v/ndcg@10",
@@ -94,13 +98,23 @@ def test_wandb_offline_run_holds_config_metrics_throughput_and_tables(tiny_bert,
     result = run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=4, extra=extra)))
     runs = glob.glob(str(tmp_path / "out" / "wandb" / "offline-run-*"))
     assert len(runs) == 1
-    history, config, summary = {}, set(), {}
-    for record in _wandb_records(glob.glob(f"{runs[0]}/run-*.wandb")[0]):
+    path = glob.glob(f"{runs[0]}/run-*.wandb")[0]
+    for _ in range(120):  # wandb-core may still be writing the file when finish() returns: wait for "exit"
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in _wandb_records(path)):
+                break
+        except Exception:  # a record being written
+            pass
+        time.sleep(0.5)
+    history, config, summary, artifacts = {}, set(), {}, {}
+    for record in _wandb_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
             for key, value in items.items():
                 history.setdefault(key, []).append(value)
+        elif kind == "artifact":
+            artifacts[record.artifact.type] = {c.path for c in record.artifact.manifest.contents}
         elif kind == "config":
             config |= {i.key or "/".join(i.nested_key) for i in record.config.update}
         elif kind == "summary":
@@ -113,6 +127,7 @@ def test_wandb_offline_run_holds_config_metrics_throughput_and_tables(tiny_bert,
     assert len(history["val/v/ndcg@10"]) == 2 and history["val/v/ndcg@10"][-1] == result["objective"]
     assert summary["eval_after/tiny/ndcg@10"] == result["metrics"]["after"]["tiny/ndcg@10"]
 
+    assert {"model.safetensors", "modules.json"} <= artifacts.get("model", set()), artifacts  # the export
     tables = {
         p.split("/media/table/")[1].split("_")[0]: p
         for p in glob.glob(f"{runs[0]}/files/media/table/*/*.json")

@@ -108,7 +108,9 @@ def plot_series(series: Series, out_dir: str, max_curves: int = 12) -> list[str]
             steps, values = zip(*curves[key], strict=True)
             # dashed when only a few points: the line between them is not a measurement
             style = "--" if len(steps) < 4 else "-"
-            ax.plot(steps, values, style, marker="o" if len(steps) <= 30 else None, markersize=3, linewidth=1.2)
+            ax.plot(
+                steps, values, style, marker="o" if len(steps) <= 30 else None, markersize=3, linewidth=1.2
+            )
             ax.set_title(key, fontsize=9)
             ax.set_xlabel("step", fontsize=8)
             ax.tick_params(labelsize=7)
