@@ -4,7 +4,7 @@ from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
 from embedlight.callbacks.plots import PlotCallback
 from embedlight.callbacks.resume import ExactResume
-from embedlight.callbacks.throughput import ThroughputMonitor
+from embedlight.callbacks.throughput import TokenThroughput
 from embedlight.callbacks.validation import BestCheckpoint, ValidationCallback, ValidationEarlyStopping
 from embedlight.callbacks.wandb_tables import WandbEvalTables
 
@@ -14,7 +14,7 @@ __all__ = [
     "EvaluationCallback",
     "ExactResume",
     "PlotCallback",
-    "ThroughputMonitor",
+    "TokenThroughput",
     "ValidationCallback",
     "ValidationEarlyStopping",
     "WandbEvalTables",
