@@ -8,12 +8,21 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from embedlight.losses.infonce import InfoNCELoss
-from tests.helpers import tiny_overrides
+from tests.helpers import tiny_overrides, write_triplets
+from tests.integration.ddp_harness import (
+    assert_same_weights,
+    checkpoint_weights,
+    ddp_and_single,
+    read_records,
+    run_train,
+    write_pairs,
+)
 
 
 def _free_port() -> int:
@@ -81,3 +90,99 @@ def test_ddp_cpu_training_run(tiny_bert, tmp_path):
     assert set(metrics) == {"before", "after"}
     assert (tmp_path / "out" / "export" / "modules.json").exists()
     assert "distributed_backend=gloo" in proc.stderr or "ddp" in proc.stderr.lower()
+
+
+def _initial_weights(tiny_dir: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(os.path.join(tiny_dir, "model.safetensors"))
+
+
+def test_real_ddp_equals_one_process_over_the_same_global_batches(tiny_bert, tmp_path):
+    """2 gloo processes x B=2 vs 1 process x 4 rows: same global batches, same weights after 3 steps.
+
+    Hard negatives (group size 3) and cross-device negatives are on; nothing is simulated: Lightning's
+    DDP averages the real gradients of the two processes.
+    """
+    base = tiny_overrides(tiny_bert, str(tmp_path), extra=["data.group_size=3", "loss.cross_device=true"])
+    ddp, single, rec = ddp_and_single(base, str(tmp_path), steps=3, per_rank_batch=2)
+    steps = list(zip(rec["ddp_r0"], rec["ddp_r1"]))
+    assert len(steps) == len(rec["single_r0"]) == 3
+    for (a, b), s in zip(steps, rec["single_r0"]):
+        assert a["rows"] == b["rows"] == 2 and s["rows"] == 4
+        assert a["query_hash"] + b["query_hash"] == s["query_hash"]  # union of the ranks = 1-process batch
+    assert_same_weights(ddp, single, atol=1e-5)
+    init = _initial_weights(tiny_bert)
+    moved = max(
+        float((ddp[k] - init[name]).abs().max())
+        for k in ddp
+        for name in init
+        if k.endswith("." + name) and init[name].shape == ddp[k].shape
+    )
+    assert moved > 1e-3  # the weights moved far more than the tolerance: the comparison is not vacuous
+
+
+def test_mixture_under_ddp_keeps_ranks_on_the_same_batch_kind(tiny_bert, tmp_path):
+    """Three sources (in-batch negatives on, off, scored pairs), 2 epochs, 2 gloo processes.
+
+    Gradient accumulation (2) with evaluation every 2 steps also exercises the evaluation barriers.
+    The run must finish inside the timeout, and both ranks see the same batch kind at every step.
+    """
+    noinb = write_triplets(str(tmp_path / "noinb.jsonl"), n=16, seed=5)
+    pairs = write_pairs(str(tmp_path / "pairs.jsonl"), n=16)
+    sources = f"{{noinb: {{files: ['{noinb}'], in_batch_negatives: false}}, sts: {{files: ['{pairs}']}}}}"
+    record = str(tmp_path / "batches")
+    overrides = tiny_overrides(
+        tiny_bert,
+        str(tmp_path),
+        steps=-1,
+        extra=[
+            "hardware=ddp_cpu",
+            "data.batch_size=2",
+            f"+data.sources={sources}",
+            "trainer.max_epochs=2",
+            "trainer.accumulate_grad_batches=2",
+            "callbacks.evaluation.every_n_steps=2",
+            "export=false",
+            f"+callbacks.record={{_target_: tests.integration.ddp_harness.BatchRecorder, path: '{record}'}}",
+        ],
+    )
+    run_train(overrides, timeout=900)
+    rec = read_records(record)
+    r0, r1 = rec["r0"], rec["r1"]
+    # 24 + 16 + 16 rows in global batches of 4: 6 + 4 + 4 steps per epoch, 2 epochs
+    assert len(r0) == len(r1) == 28
+    assert [(r["epoch"], r["kind"]) for r in r0] == [(r["epoch"], r["kind"]) for r in r1]
+    assert {r["kind"] for r in r0} == {"triplet", "triplet_no_inbatch", "pairs"}
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert {"before", "after", "step_2", "step_14"} <= set(metrics)  # 14 optimizer steps, no hang
+
+
+@pytest.mark.parametrize("ddp", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_sigterm_checkpoints_exits_nonzero_and_resumes_exactly(tiny_bert, tmp_path, ddp):
+    """SIGTERM at step 3 of 8 (mid-epoch: 6 steps per epoch): exit 143, last.ckpt at the next step
+    boundary, no export; ``resume=auto`` then ends with the weights of an uninterrupted run.
+
+    Dropout stays on and the optimizer is AdamW: the resumed run must restore the RNG and the
+    optimizer state too. Under DDP the signal reaches rank 0 only; both ranks stop at the same step.
+    """
+    hardware = ["hardware=ddp_cpu", "data.batch_size=2"] if ddp else ["hardware=cpu", "data.batch_size=4"]
+    common = [
+        *tiny_overrides(tiny_bert, str(tmp_path), steps=8, extra=hardware),
+        "evaluation=none",
+        "callbacks.evaluation=null",
+        "callbacks.checkpoint.every_n_train_steps=8",
+    ]
+    full = str(tmp_path / "full")
+    run_train([*common, f"paths.output_dir={full}"])
+    cut = str(tmp_path / "cut")
+    kill = "+callbacks.kill={_target_: tests.integration.ddp_harness.SignalAt, step: 3}"
+    proc = run_train([*common, f"paths.output_dir={cut}", kill], check=False)
+    assert proc.returncode == 143, proc.stderr[-4000:]
+    ckpt = torch.load(os.path.join(cut, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4  # the step in flight finished, then the checkpoint was written
+    assert not os.path.exists(os.path.join(cut, "export"))
+    assert not os.path.exists(os.path.join(cut, "checkpoints", "last.ckpt.tmp"))
+    run_train([*common, f"paths.output_dir={cut}", "resume=auto"])
+    assert_same_weights(checkpoint_weights(cut), checkpoint_weights(full), atol=0.0)
+    assert os.path.exists(os.path.join(cut, "export", "modules.json"))
