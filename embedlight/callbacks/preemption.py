@@ -10,8 +10,11 @@ job asks for it (``#SBATCH --signal=USR1@120``). Lightning's own handler only st
    on it with one ``all_reduce`` (a scheduler may signal only one process), and every rank joins
    ``trainer.save_checkpoint`` of ``<checkpoint dir>/last.ckpt``, written atomically by
    :class:`~embedlight.callbacks.AtomicCheckpointIO`.
-3. Every rank raises :class:`Preempted`, a ``SystemExit`` with code ``128 + signal``: 143 for SIGTERM,
-   138 for SIGUSR1. Training stops there: no "after" evaluation, no export.
+3. If something outside the trainer handled the signal before training started (submitit, which the
+   Hydra submitit launcher runs jobs under, requeues on SIGUSR2), that handler is called now, after
+   the checkpoint. Then every rank raises :class:`Preempted`, a ``SystemExit`` with code
+   ``128 + signal``: 143 for SIGTERM, 138 for SIGUSR1, 140 for SIGUSR2. Training stops there: no
+   "after" evaluation, no export.
 
 ``resume=auto`` then continues from ``last.ckpt`` exactly (:class:`~embedlight.callbacks.ExactResume`
 skips the batches already trained on). Under SLURM, Lightning's ``auto_requeue`` handler (which saves an
@@ -34,7 +37,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
-SIGNALS = ("SIGTERM", "SIGUSR1")
+SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
 
 
 class Preempted(SystemExit):
@@ -58,18 +61,24 @@ class Preemption(L.Callback):
     """Checkpoint and exit non-zero on a termination signal (see the module docstring).
 
     Args:
-        signals: Signal names to handle (default SIGTERM and SIGUSR1).
+        signals: Signal names to handle (default SIGTERM, SIGUSR1 (``sbatch --signal``) and SIGUSR2
+            (submitit's timeout signal)).
     """
 
     def __init__(self, signals: Sequence[str] = SIGNALS) -> None:
         self.signals = [getattr(signal, name) for name in signals]
         self._received = 0
         self._previous: dict[int, Any] = {}
+        self._outer: dict[int, Any] = {}
         self._step_before = -1
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self._received:
             self._received = signum
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # before Lightning installs its handlers: what the process had (SIG_DFL, or e.g. submitit's)
+        self._outer = {s: signal.getsignal(s) for s in self.signals}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning installed its handlers just before this hook; ours replace them while training runs
@@ -117,4 +126,8 @@ class Preemption(L.Callback):
             128 + signum,
         )
         trainer.save_checkpoint(path)
+        self._restore()
+        outer = self._outer.get(signum)
+        if callable(outer):  # e.g. submitit: requeue the job now that the checkpoint is written
+            outer(signum, None)
         raise Preempted(signum, path)
