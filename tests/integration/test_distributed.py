@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -38,22 +36,28 @@ def _data(seed: int = 0):
     return q, d
 
 
-def _worker(rank: int, port: int, out: str, kwargs: dict) -> None:
+def _worker(rank: int, port: int, out: str, kwargs: dict, hashes: dict | None = None) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     q, d = _data()
     ql = q[rank * 2 : rank * 2 + 2].clone().requires_grad_()  # (2, D) this rank's queries
     dl = d[rank * 4 : rank * 4 + 4].clone().requires_grad_()  # (4, D) their groups
-    loss = InfoNCELoss(temperature=0.1, **kwargs)(ql, dl)
+    ids = {}
+    if hashes:  # this rank's slice of the text ids
+        ids = {
+            "query_hash": hashes["query_hash"][rank * 2 : rank * 2 + 2],
+            "doc_hash": hashes["doc_hash"][rank * 4 : rank * 4 + 4],
+        }
+    loss = InfoNCELoss(temperature=0.1, **kwargs)(ql, dl, **ids)
     loss.backward()
     torch.save({"loss": loss.detach(), "gq": ql.grad, "gd": dl.grad}, os.path.join(out, f"r{rank}.pt"))
     dist.barrier()  # both ranks done with their collectives before gloo is torn down
     dist.destroy_process_group()
 
 
-def _check(tmp_path, **kwargs):
+def _check(tmp_path, hashes=None, **kwargs):
     try:
-        mp.spawn(_worker, args=(_free_port(), str(tmp_path), kwargs), nprocs=2, join=True)
+        mp.spawn(_worker, args=(_free_port(), str(tmp_path), kwargs, hashes), nprocs=2, join=True)
     except mp.ProcessExitedException:
         # gloo can abort in its destructor at interpreter exit ("terminate called without an active
         # exception") after the work is done; the results written before that are still checked below
@@ -62,7 +66,7 @@ def _check(tmp_path, **kwargs):
     q, d = _data()
     q.requires_grad_()
     d.requires_grad_()
-    full = InfoNCELoss(temperature=0.1, **kwargs)(q, d)
+    full = InfoNCELoss(temperature=0.1, **kwargs)(q, d, **(hashes or {}))
     full.backward()
     r = [torch.load(tmp_path / f"r{i}.pt", weights_only=True) for i in range(2)]
     # DDP averages the ranks: mean of rank losses and half the summed gradients equal the full batch's
@@ -79,17 +83,18 @@ def test_cross_device_with_gtr_and_gte_terms(tmp_path):
     _check(tmp_path, bidirectional=True, extended=True)
 
 
-def test_ddp_cpu_training_run(tiny_bert, tmp_path):
-    """`hardware=ddp_cpu`: two gloo processes train, rank 0 evaluates and exports."""
-    overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=3, extra=["hardware=ddp_cpu", "logger=csv"])
-    cmd = [sys.executable, "-m", "embedlight.train", *overrides]
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert set(metrics) == {"before", "after"}
-    assert (tmp_path / "out" / "export" / "modules.json").exists()
-    assert "distributed_backend=gloo" in proc.stderr or "ddp" in proc.stderr.lower()
+def test_cross_device_duplicate_masking_gathers_the_text_ids(tmp_path):
+    # rank 1's first row repeats rank 0's first row; rank 1's hard negative is rank 0's 2nd positive
+    from embedlight.data.collator import text_hash
+
+    hashes = {
+        "query_hash": text_hash(["a", "b", "a", "d"]),
+        "doc_hash": text_hash(["pa", "na", "pb", "nb", "pa", "nc", "pd", "pb"]),
+    }
+    _check(tmp_path, hashes=hashes, bidirectional=True, extended=True)
+    q, d = _data()
+    masked = InfoNCELoss(temperature=0.1)(q, d, **hashes)
+    assert abs(masked.item() - InfoNCELoss(temperature=0.1)(q, d).item()) > 1e-3  # the ids matter
 
 
 def _initial_weights(tiny_dir: str) -> dict[str, torch.Tensor]:
@@ -126,7 +131,8 @@ def test_mixture_under_ddp_keeps_ranks_on_the_same_batch_kind(tiny_bert, tmp_pat
     """Three sources (in-batch negatives on, off, scored pairs), 2 epochs, 2 gloo processes.
 
     Gradient accumulation (2) with evaluation every 2 steps also exercises the evaluation barriers.
-    The run must finish inside the timeout, and both ranks see the same batch kind at every step.
+    The run must finish inside the timeout, both ranks see the same batch kind at every step, and
+    rank 0 evaluates and exports (the `hardware=ddp_cpu` smoke run).
     """
     noinb = write_triplets(str(tmp_path / "noinb.jsonl"), n=16, seed=5)
     pairs = write_pairs(str(tmp_path / "pairs.jsonl"), n=16)
@@ -143,11 +149,12 @@ def test_mixture_under_ddp_keeps_ranks_on_the_same_batch_kind(tiny_bert, tmp_pat
             "trainer.max_epochs=2",
             "trainer.accumulate_grad_batches=2",
             "callbacks.evaluation.every_n_steps=2",
-            "export=false",
             f"+callbacks.record={{_target_: tests.integration.ddp_harness.BatchRecorder, path: '{record}'}}",
         ],
     )
-    run_train(overrides, timeout=900)
+    proc = run_train(overrides, timeout=900)
+    assert "distributed_backend=gloo" in proc.stderr or "ddp" in proc.stderr.lower()
+    assert (tmp_path / "out" / "export" / "modules.json").exists()
     rec = read_records(record)
     r0, r1 = rec["r0"], rec["r1"]
     # 24 + 16 + 16 rows in global batches of 4: 6 + 4 + 4 steps per epoch, 2 epochs
