@@ -64,7 +64,13 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], 
 
 
 def ddp_and_single(
-    base: list[str], tmp: str, steps: int, per_rank_batch: int = 2, world: int = 2, lr: float = 0.5
+    base: list[str],
+    tmp: str,
+    steps: int,
+    per_rank_batch: int = 2,
+    world: int = 2,
+    lr: float = 0.5,
+    no_dropout: str | None = NO_DROPOUT,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, list[dict]]]:
     """Train ``steps`` steps under ``world``-process DDP and in 1 process over the same global batches.
 
@@ -76,6 +82,8 @@ def ddp_and_single(
         per_rank_batch: ``B``; the 1-process run uses ``world * B``.
         world: DDP processes (``trainer.devices``).
         lr: SGD learning rate.
+        no_dropout: The override that turns the backbone's dropout off (BERT's config names by
+            default; pass e.g. ``backbone.config_overrides={attention_dropout:0.0}`` for Llama).
 
     Returns:
         ``(ddp_weights, single_weights, records)``, where ``records`` maps ``ddp_r0``, ``ddp_r1``, ...
@@ -85,7 +93,7 @@ def ddp_and_single(
     base = [o for o in base if not o.startswith(mine) and not o.startswith("+evaluation.")]
     common = [
         *base,
-        NO_DROPOUT,
+        *([no_dropout] if no_dropout else []),
         "module.optimizer._target_=torch.optim.SGD",
         f"module.optimizer.lr={lr}",
         "module.optimizer.weight_decay=0.0",
