@@ -72,7 +72,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train as configured; returns ``{"output_dir", "metrics", "export"}``."""
+    """Train as configured; returns ``{"output_dir", "metrics", "export", "objective"}`` (objective: the
+    monitored validation value of the exported weights, None without validation)."""
     export_from = cfg.get("export_from", "last")
     if export_from not in ("best", "last"):
         raise ValueError(f"export_from must be 'best' or 'last', got {export_from!r}")

@@ -1,8 +1,10 @@
-"""Lightning callbacks: throughput, before/after evaluation, validation, plots, exact resume, atomic checkpoints."""
+"""Lightning callbacks: throughput, before/after evaluation, validation, plots, exact resume, atomic
+checkpoints, preemption."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
 from embedlight.callbacks.plots import PlotCallback
+from embedlight.callbacks.preemption import Preempted, Preemption
 from embedlight.callbacks.resume import ExactResume
 from embedlight.callbacks.throughput import TokenThroughput
 from embedlight.callbacks.validation import BestCheckpoint, ValidationCallback, ValidationEarlyStopping
@@ -14,6 +16,8 @@ __all__ = [
     "EvaluationCallback",
     "ExactResume",
     "PlotCallback",
+    "Preempted",
+    "Preemption",
     "TokenThroughput",
     "ValidationCallback",
     "ValidationEarlyStopping",
