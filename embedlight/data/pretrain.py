@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, Ra
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.jsonl import TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.hardware import loader_kwargs
 
@@ -199,6 +200,7 @@ class PretrainDataModule(L.LightningDataModule):
         tokenize_num_proc: int | None = None,
     ) -> None:
         super().__init__()
+        check_max_len("data.max_len", max_len, tokenizer)
         if isinstance(train_files, str):
             train_files = [train_files]
         self.train_files = [os.path.abspath(os.path.expanduser(str(f))) for f in train_files or []]
