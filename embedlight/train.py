@@ -18,7 +18,8 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from embedlight.callbacks import AtomicCheckpointIO, ExactResume
+from embedlight.callbacks import AtomicCheckpointIO, ExactResume, FiniteGuard
+from embedlight.callbacks.finite import check_finite_weights
 from embedlight.registry import _load_all
 
 log = logging.getLogger("embedlight.train")
@@ -70,7 +71,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     os.makedirs(out, exist_ok=True)
     module, datamodule = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(ExactResume())
+    callbacks += [ExactResume(), FiniteGuard()]  # every recipe: exact resume, stop on NaN/Inf
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -84,7 +85,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     evals = [c for c in callbacks if hasattr(c, "results")]
     if evals:
         result["metrics"] = evals[0].results
+    if trainer.state.status != "finished":  # interrupted (Ctrl-C): keep any earlier export as it is
+        log.warning("training did not finish (%s): no export written", trainer.state.status)
+        return result
     if trainer.is_global_zero and cfg.get("export", True) and hasattr(module, "export"):
+        check_finite_weights(module, "export")
         result["export"] = module.export(os.path.join(out, "export"))
         log.info("exported to %s", result["export"])
     if trainer.is_global_zero and result["metrics"]:

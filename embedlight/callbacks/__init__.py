@@ -1,8 +1,16 @@
-"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints."""
+"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, finite guard."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
+from embedlight.callbacks.finite import FiniteGuard, NonFiniteError
 from embedlight.callbacks.resume import ExactResume
 from embedlight.callbacks.throughput import ThroughputMonitor
 
-__all__ = ["AtomicCheckpointIO", "EvaluationCallback", "ExactResume", "ThroughputMonitor"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "EvaluationCallback",
+    "ExactResume",
+    "FiniteGuard",
+    "NonFiniteError",
+    "ThroughputMonitor",
+]
