@@ -103,3 +103,90 @@ def test_missing_bert_pooler_is_allowed(tiny_bert, tmp_path):
     )
     HFEncoder(pretrained=model)
     assert 0.0 <= _evaluate(model, tmp_path)["tiny/ndcg@10"] <= 1.0
+
+
+def _cli(tiny_bert, tmp_path):
+    """A function running `python -m embedlight.train` on the tiny setup with extra overrides."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    base = tiny_overrides(
+        tiny_bert, str(tmp_path), steps=1, extra=["callbacks.evaluation=null", "logger=none"]
+    )
+    env = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
+
+    def train(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "embedlight.train", *base, *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
+
+    return base, train
+
+
+def _without_logs(digest: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in digest.items() if not k.endswith(".log")}  # Hydra appends to train.log
+
+
+def test_training_into_an_existing_run_is_refused(tiny_bert, tmp_path):
+    """A second `python -m embedlight.train` into a run's folder stops before it replaces the run's
+    `.hydra`, checkpoint or export, naming `resume=auto` and `overwrite=true`; `overwrite=true` then works."""
+    base, train = _cli(tiny_bert, tmp_path)
+    out = tmp_path / "out"
+    run(compose_cfg(base))  # the existing run (in-process: one subprocess is slow enough on 2 cores)
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    kept = _digest(out)
+    refused = train("seed=2")
+    assert refused.returncode != 0
+    assert "already holds a run" in refused.stderr
+    assert "resume=auto" in refused.stderr and "overwrite=true" in refused.stderr
+    assert _without_logs(_digest(out)) == _without_logs(kept)
+    result = run(compose_cfg([*base, "overwrite=true"]))
+    assert (
+        result["export"]
+        and torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+    )
+
+
+@pytest.mark.slow
+def test_cli_twice_into_one_folder(tiny_bert, tmp_path):
+    """The whole story on the command line (three processes): fresh, refused, resume=auto, overwrite=true."""
+    _, train = _cli(tiny_bert, tmp_path)
+    out = tmp_path / "out"
+    first = train("seed=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "seed: 1" in (out / ".hydra" / "config.yaml").read_text()
+    kept = _digest(out)
+    second = train("seed=2")
+    assert second.returncode != 0 and "resume=auto" in second.stderr and "overwrite=true" in second.stderr
+    assert _without_logs(_digest(out)) == _without_logs(kept)
+    resumed = train("seed=1", "resume=auto", "trainer.max_steps=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    third = train("seed=3", "overwrite=true")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "seed: 3" in (out / ".hydra" / "config.yaml").read_text()
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+
+
+def test_output_guard_allows_resume_overwrite_and_fresh_folders(tmp_path):
+    from embedlight.run_dir import OutputExistsError, guard_output_dir
+
+    out = tmp_path / "run"
+    guard_output_dir(str(out))  # does not exist yet
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    guard_output_dir(str(out), include_config=False)  # this run's own config only
+    with pytest.raises(OutputExistsError, match=r"\.hydra/config\.yaml"):
+        guard_output_dir(str(out))
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (out / "export").mkdir()
+    (out / "export" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match=r"checkpoints/\*\.ckpt, export/"):
+        guard_output_dir(str(out), include_config=False)
+    guard_output_dir(str(out), resume="auto")
+    assert (out / "checkpoints" / "last.ckpt").exists()  # resuming keeps everything
+    guard_output_dir(str(out), overwrite=True)
+    assert not (out / "checkpoints").exists() and not (out / "export").exists()
+    assert (out / ".hydra" / "config.yaml").exists()  # rewritten by the new run itself
