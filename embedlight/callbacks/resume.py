@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import lightning as L
@@ -37,15 +36,15 @@ class ExactResume(L.Callback):
       replays and drops them: exact for streaming data, at the cost of reading them again). A loader
       that can do neither is refused with an error instead of silently retraining those batches.
     * torch's RNG is restored right before the first resumed batch (dropout, masks).
-    * The final step is always in ``last.ckpt``. (``ModelCheckpoint`` writes ``last.ckpt`` at the end
-      of training only if it wrote none before: after a save at step 200 of 250, or in a resumed run,
-      ``last.ckpt`` would keep an older step, and ``resume=auto`` with a larger ``max_steps`` would
-      silently drop the steps after it.)
+    * The final step is always in ``last.ckpt``, in a state that ``resume=auto`` with a larger
+      ``trainer.max_steps`` continues exactly. (``ModelCheckpoint`` writes ``last.ckpt`` at the end of
+      training only if it wrote none before, so after a save at step 200 of 250 it kept step 200; and
+      a save at the end of a ``max_steps`` run marks the epoch as finished, so a resumed run would
+      skip the rest of it.)
     """
 
     def __init__(self) -> None:
         self._pending_rng: dict[str, Any] | None = None
-        self._saved_step: int | None = None
 
     @staticmethod
     def _set_epoch(trainer: L.Trainer) -> None:
@@ -99,19 +98,32 @@ class ExactResume(L.Callback):
                 torch.cuda.set_rng_state_all(self._pending_rng["cuda"])
             self._pending_rng = None
 
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    @staticmethod
+    def _save_last(trainer: L.Trainer, at_batch_end: bool) -> None:
+        """Write ``last.ckpt`` now unless it already holds this step (through ``ModelCheckpoint`` itself,
+        so that it does not write an older state over it at the end of training)."""
+        for cb in trainer.checkpoint_callbacks:
+            if not isinstance(cb, ModelCheckpoint) or not cb.save_last or not trainer.global_step:
+                continue
+            if getattr(cb, "_last_global_step_saved", None) == trainer.global_step:
+                continue
+            every = getattr(cb, "_every_n_train_steps", 0)
+            if at_batch_end and every and trainer.global_step % every == 0:
+                continue  # it saves this step itself, right after this hook
+            cb._save_last_checkpoint(
+                trainer, cb._monitor_candidates(trainer)
+            )  # every rank: may be collective
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._saved_step = trainer.global_step
+        # the last step of a max_steps run: save the mid-epoch state (a save at the end of training
+        # would mark the epoch as finished, and resume=auto with more steps would skip its rest)
+        if 0 < trainer.max_steps <= trainer.global_step:
+            self._save_last(trainer, at_batch_end=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for cb in trainer.checkpoint_callbacks:
-            if isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath and trainer.global_step:
-                if self._saved_step != trainer.global_step:  # every rank: saving may be collective
-                    trainer.save_checkpoint(
-                        os.path.join(cb.dirpath, cb.CHECKPOINT_NAME_LAST + cb.FILE_EXTENSION)
-                    )
-                return
+        self._save_last(trainer, at_batch_end=False)  # a run that ended with its last epoch
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"cpu": torch.get_rng_state()}

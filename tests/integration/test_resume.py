@@ -98,3 +98,21 @@ def test_icl_resume(tiny_llama, tmp_path):
         ]
 
     _straight_then_resumed(tmp_path, overrides, steps=4, resume_at=2)
+
+
+def test_a_finished_run_continues_exactly_with_more_steps(tiny_bert, tmp_path):
+    """2 steps (a finished run), then resume=auto trainer.max_steps=4 == 4 steps straight. Lightning's own
+    end-of-training save would keep an older step or mark the epoch finished (the rest skipped)."""
+    extra = [
+        "callbacks.evaluation=null",
+        "logger=none",
+        "module.scheduler=null",
+    ]  # lr independent of max_steps
+    run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path / "a"), steps=4, extra=extra)))
+    b = tiny_overrides(tiny_bert, str(tmp_path / "b"), steps=2, extra=extra)
+    run(compose_cfg(b))
+    run(compose_cfg([*b, "resume=auto", "trainer.max_steps=4"]))
+    sa = torch.load(tmp_path / "a" / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "out" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert sa["global_step"] == sb["global_step"] == 4
+    assert all(torch.equal(sb["state_dict"][k], v) for k, v in sa["state_dict"].items())

@@ -190,3 +190,14 @@ def test_output_guard_allows_resume_overwrite_and_fresh_folders(tmp_path):
     guard_output_dir(str(out), overwrite=True)
     assert not (out / "checkpoints").exists() and not (out / "export").exists()
     assert (out / ".hydra" / "config.yaml").exists()  # rewritten by the new run itself
+
+
+def test_corrupt_checkpoint_fails_to_resume_and_is_kept(tiny_bert, tmp_path):
+    """A damaged last.ckpt is an error (not a silent fresh start), and it is not replaced."""
+    ckpt = tmp_path / "out" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    extra = ["callbacks.evaluation=null", "logger=none", "resume=auto"]
+    with pytest.raises(Exception, match=r"(?i)zip|archive|checkpoint|pickle"):
+        run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=1, extra=extra)))
+    assert ckpt.read_bytes() == b"PK\x03\x04 not really a checkpoint"
