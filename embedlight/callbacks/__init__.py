@@ -4,7 +4,7 @@ from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
 from embedlight.callbacks.finite import FiniteGuard, NonFiniteError
 from embedlight.callbacks.resume import ExactResume
-from embedlight.callbacks.throughput import ThroughputMonitor
+from embedlight.callbacks.throughput import TokenThroughput
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -12,5 +12,5 @@ __all__ = [
     "ExactResume",
     "FiniteGuard",
     "NonFiniteError",
-    "ThroughputMonitor",
+    "TokenThroughput",
 ]
