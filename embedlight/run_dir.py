@@ -23,6 +23,13 @@ HYDRA_SUBDIR = ".hydra"  # Hydra's default output_subdir
 _REPLACED = ("checkpoints", "export", "metrics.json")  # what overwrite=true removes
 
 
+def _launcher_process() -> bool:
+    """False in the other processes of a multi-process run (Lightning's DDP children, torchrun, SLURM
+    tasks): only the first process checks the folder and writes ``.hydra/``, before the others start
+    or while they wait for it."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 class OutputExistsError(FileExistsError):
     """The output folder already holds a run and neither ``resume`` nor ``overwrite`` was given."""
 
@@ -55,7 +62,11 @@ def guard_output_dir(
 
     Raises:
         OutputExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+
+    Only the first process of a multi-process run checks (see :func:`_launcher_process`).
     """
+    if not _launcher_process():
+        return
     out = os.path.abspath(os.path.expanduser(str(out)))
     found = run_markers(out, include_config)
     if not found or resume not in (None, "", False):
@@ -79,7 +90,7 @@ def save_hydra_config(cfg: DictConfig) -> None:
     """Write ``.hydra/{config,hydra,overrides}.yaml`` into the Hydra run folder, as Hydra itself would."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or not _launcher_process():
         return
     hydra_cfg = HydraConfig.get()
     folder = os.path.join(hydra_cfg.runtime.output_dir, HYDRA_SUBDIR)

@@ -18,7 +18,7 @@ from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_objects, read_jsonl
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.hardware import loader_kwargs
@@ -290,15 +290,22 @@ class PretrainDataModule(L.LightningDataModule):
                 "title_field": self.title_field,
                 "stamps": stamps,
             }
+            features = FEATURES[TEXT]  # explicit column types: nothing inferred from the first rows
             if self.streaming:
-                parts.append(datasets.IterableDataset.from_generator(_generate, gen_kwargs=kwargs))
+                parts.append(
+                    datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
+                )
             else:
                 try:
-                    parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=kwargs))
+                    parts.append(
+                        datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
+                    )
                 except DatasetGenerationError as err:  # surface the row error (file:line: field ...)
-                    if isinstance(err.__cause__, DataFormatError):
+                    if isinstance(err.__cause__, (DataFormatError, FileNotFoundError)):
                         raise err.__cause__ from None
-                    raise
+                    raise ValueError(
+                        f"{self.train_files}: could not be loaded: {err.__cause__ or err}"
+                    ) from err
         if self.hf_dataset:
             ds = datasets.load_dataset(
                 self.hf_dataset,

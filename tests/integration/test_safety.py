@@ -201,3 +201,15 @@ def test_corrupt_checkpoint_fails_to_resume_and_is_kept(tiny_bert, tmp_path):
     with pytest.raises(Exception, match=r"(?i)zip|archive|checkpoint|pickle"):
         run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=1, extra=extra)))
     assert ckpt.read_bytes() == b"PK\x03\x04 not really a checkpoint"
+
+
+def test_only_the_first_process_checks_the_folder(tmp_path, monkeypatch):
+    """DDP children re-run the entry point after rank 0 wrote `.hydra/`: they must not refuse."""
+    from embedlight.run_dir import OutputExistsError, guard_output_dir
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    with pytest.raises(OutputExistsError):
+        guard_output_dir(str(tmp_path))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    guard_output_dir(str(tmp_path))
