@@ -1,8 +1,10 @@
-"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, finite guard."""
+"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, preemption,
+finite guard."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
 from embedlight.callbacks.finite import FiniteGuard, NonFiniteError
+from embedlight.callbacks.preemption import Preempted, Preemption
 from embedlight.callbacks.resume import ExactResume
 from embedlight.callbacks.throughput import TokenThroughput
 
@@ -12,5 +14,7 @@ __all__ = [
     "ExactResume",
     "FiniteGuard",
     "NonFiniteError",
+    "Preempted",
+    "Preemption",
     "TokenThroughput",
 ]
