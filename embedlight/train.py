@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     evals = [c for c in callbacks if hasattr(c, "results")]
     if evals:
         result["metrics"] = evals[0].results
-    if trainer.state.status != "finished":  # interrupted (Ctrl-C): keep any earlier export as it is
+    if trainer.state.status != "finished":  # a fit that returned without finishing: keep any export
         log.warning("training did not finish (%s): no export written", trainer.state.status)
         return result
     if trainer.is_global_zero and cfg.get("export", True) and hasattr(module, "export"):
