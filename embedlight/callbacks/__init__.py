@@ -1,8 +1,9 @@
 """Lightning callbacks: throughput, before/after evaluation, validation, plots, exact resume, atomic
-checkpoints, preemption."""
+checkpoints, preemption, finite guard."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
+from embedlight.callbacks.finite import FiniteGuard, NonFiniteError
 from embedlight.callbacks.plots import PlotCallback
 from embedlight.callbacks.preemption import Preempted, Preemption
 from embedlight.callbacks.resume import ExactResume
@@ -15,6 +16,8 @@ __all__ = [
     "BestCheckpoint",
     "EvaluationCallback",
     "ExactResume",
+    "FiniteGuard",
+    "NonFiniteError",
     "PlotCallback",
     "Preempted",
     "Preemption",
