@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +70,22 @@ def _str_list(path: str, line: int, row: dict[str, Any], field: str, min_len: in
     return value
 
 
+def _scores(path: str, line: int, row: dict[str, Any], field: str, texts: str) -> list[float] | None:
+    """Optional teacher scores, one finite number per item of ``row[texts]``; None when absent."""
+    value = row.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise DataFormatError(path, line, field, f"expected a list of numbers, got {type(value).__name__}")
+    for j, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            raise DataFormatError(path, line, f"{field}[{j}]", f"expected a finite number, got {item!r}")
+    n = len(row.get(texts) or [])
+    if len(value) != n:
+        raise DataFormatError(path, line, field, f"has {len(value)} score(s) for {n} {texts!r} item(s)")
+    return [float(v) for v in value]
+
+
 def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
     """Check one parsed row against ``kind``'s schema and return it normalised."""
     if not isinstance(row, dict):
@@ -80,6 +97,8 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
             "neg": _str_list(path, line, row, "neg", 0),
             "prompt": _str(path, line, row, "prompt", optional=True),
             "type": _str(path, line, row, "type", optional=True),
+            "pos_scores": _scores(path, line, row, "pos_scores", "pos"),
+            "neg_scores": _scores(path, line, row, "neg_scores", "neg"),
         }
     if kind == PAIRS:
         out: dict[str, Any] = {}

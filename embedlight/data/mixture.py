@@ -78,17 +78,19 @@ class MixtureDataset(Dataset):
         if source.kind == PAIRS:
             return {"source": src_idx, **row}
         rng = _row_rng(self.seed, key)
-        pos = row["pos"][rng.randrange(len(row["pos"]))]
+        p = rng.randrange(len(row["pos"]))
         k = self.group_size - 1
         negs: list[str] = list(row.get("neg") or [])
+        neg_idx: list[int] | None  # indices into row["neg"]; None when negatives come from other rows
         if k == 0:
-            chosen: list[str] = []
+            neg_idx = []
         elif len(negs) >= k:
-            chosen = rng.sample(negs, k)
+            neg_idx = rng.sample(range(len(negs)), k)  # same draws as rng.sample(negs, k)
         elif negs:
-            chosen = negs + [negs[rng.randrange(len(negs))] for _ in range(k - len(negs))]
+            neg_idx = list(range(len(negs))) + [rng.randrange(len(negs)) for _ in range(k - len(negs))]
         else:  # no mined negatives: random positives of other rows of this source
-            chosen = []
+            neg_idx = None
+            chosen: list[str] = []
             while len(chosen) < k and len(source) > 1:
                 other = rng.randrange(len(source))
                 if other != row_idx:
@@ -96,7 +98,18 @@ class MixtureDataset(Dataset):
                     chosen.append(cand[rng.randrange(len(cand))])
             if len(chosen) < k:
                 raise ValueError(f"source {source.name!r}: cannot draw negatives from a single row")
-        return {"source": src_idx, "query": row["query"], "docs": [pos, *chosen], "prompt": row.get("prompt")}
+        if neg_idx is not None:
+            chosen = [negs[j] for j in neg_idx]
+        item = {
+            "source": src_idx,
+            "query": row["query"],
+            "docs": [row["pos"][p], *chosen],
+            "prompt": row.get("prompt"),
+        }
+        pos_scores, neg_scores = row.get("pos_scores"), row.get("neg_scores")
+        if pos_scores is not None and neg_idx is not None and (neg_scores is not None or not neg_idx):
+            item["teacher_scores"] = [pos_scores[p], *(neg_scores[j] for j in neg_idx)]  # (G,)
+        return item
 
 
 def row_lengths(source: Source) -> list[int]:
