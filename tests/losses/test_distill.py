@@ -170,7 +170,9 @@ def _mean_kl(module, datamodule, loss):
     module.eval()
     with torch.no_grad():
         value = loss(
-            module.embedder(batch["query"]), module.embedder(batch["docs"]), teacher_scores=batch["teacher_scores"]
+            module.embedder(batch["query"]),
+            module.embedder(batch["docs"]),
+            teacher_scores=batch["teacher_scores"],
         )
     module.train()
     return value.item()
