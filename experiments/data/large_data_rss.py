@@ -45,16 +45,19 @@ def guard() -> None:
 
 
 def write_rows(path: str, n: int, seed: int = 0) -> None:
+    """``n`` distinct triplet rows (~0.8 KB each): texts drawn from a pool, the row number in the query."""
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
     rng = random.Random(seed)
-
-    def text(k):
-        return " ".join(rng.choice(words) for _ in range(k))
-
+    pool = [" ".join(rng.choice(words) for _ in range(30)) for _ in range(4096)]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w") as fh:
         for i in range(n):
-            row = {"query": f"{i} {text(8)}", "pos": [text(30)], "neg": [text(30) for _ in range(3)]}
+            a, b = pool[i % 4096], pool[(i * 7 + 1) % 4096]
+            row = {
+                "query": f"{i} {a[:60]}",
+                "pos": [a],
+                "neg": [b, pool[(i * 13 + 2) % 4096], pool[(i + 99) % 4096]],
+            }
             fh.write(json.dumps(row) + "\n")
     os.replace(path + ".tmp", path)
 
