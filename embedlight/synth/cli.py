@@ -39,6 +39,7 @@ def synthesize(cfg: DictConfig) -> dict:
         requests_per_minute=cfg.requests_per_minute,
         max_chars=cfg.max_chars,
         retry_failed=cfg.retry_failed,
+        demonstration=cfg.demonstration,
         seed=cfg.seed,
     )
     summary = pipeline.run()

@@ -36,6 +36,7 @@ from embedlight.synth.prompts import (
     generation_messages,
     sample_controls,
     symmetric_task,
+    with_demonstration,
 )
 from embedlight.utils import write_json
 
@@ -115,6 +116,7 @@ class SynthPipeline:
         requests_per_minute: Rate limit (0 = none).
         max_chars: Longest accepted text.
         retry_failed: On resume, retry units that failed before.
+        demonstration: Show the model one worked exchange before each request (format priming).
         seed: Seed of the sampled controls (a unit's controls depend only on ``(seed, unit)``).
         sleep: Sleep function (tests pass a no-op).
     """
@@ -134,6 +136,7 @@ class SynthPipeline:
         requests_per_minute: float = 0.0,
         max_chars: int = 4000,
         retry_failed: bool = True,
+        demonstration: bool = True,
         seed: int = 42,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -159,6 +162,7 @@ class SynthPipeline:
         self.limiter = RateLimiter(requests_per_minute)
         self.max_chars = max_chars
         self.retry_failed = retry_failed
+        self.demonstration = demonstration
         self.seed = seed
         self.sleep = sleep
         self.stats: Counter[str] = Counter()
@@ -220,7 +224,7 @@ class SynthPipeline:
                 unit = f"brainstorm/{family}/{language}"
                 if self._skip(done.get(unit)):
                     continue
-                messages = brainstorm_messages(family, language, self.tasks_per_family)
+                messages = self._prime(brainstorm_messages(family, language, self.tasks_per_family), "tasks")
                 found, reason = self._attempts(
                     unit, messages, lambda t: parse_tasks(t, self.tasks_per_family)
                 )
@@ -240,7 +244,7 @@ class SynthPipeline:
             return
         rng = random.Random(f"{self.seed}/{unit}")
         controls = sample_controls(rng, task.family, task.language, self.languages, self.lengths)
-        messages = generation_messages(task.family, task.task, controls)
+        messages = self._prime(generation_messages(task.family, task.task, controls), "example")
 
         def parse(text: str) -> dict[str, str]:
             example = parse_example(text, self.max_chars)
@@ -262,6 +266,9 @@ class SynthPipeline:
             self._train.write(row)
             self.stats["rows_written"] += 1
         self._finish(unit, example is not None, reason, done)
+
+    def _prime(self, messages: list[dict[str, str]], kind: str) -> list[dict[str, str]]:
+        return with_demonstration(messages, kind) if self.demonstration else messages
 
     def _skip(self, record: dict[str, Any] | None) -> bool:
         if record is None:

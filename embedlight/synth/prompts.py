@@ -84,8 +84,8 @@ def sample_controls(
 
 def _keys_note() -> str:
     return (
-        "Reply with a single JSON object with exactly these string keys: "
-        '"query", "positive", "hard_negative". No other text, no markdown.'
+        "Reply with a single JSON object with exactly these string keys, and nothing else:\n"
+        '{"query": "...", "positive": "...", "hard_negative": "..."}'
     )
 
 
@@ -133,3 +133,27 @@ def generation_messages(family: str, task: str, c: Controls) -> list[dict[str, s
         raise ValueError(f"unknown task family {family!r}; valid: {FAMILIES}")
     language = "" if family == "bitext" else f"\nAll texts must be in {c.language}."
     return [{"role": "user", "content": f"{body}{language}\n{_keys_note()}"}]
+
+
+_DEMOS = {
+    "tasks": (
+        "Brainstorm 2 diverse and useful text retrieval tasks. Reply with JSON only: a list of strings.",
+        '["Retrieve recipes that use a given ingredient.", "Find news articles about a given company."]',
+    ),
+    "example": (
+        "Write a query about cooking, a positive that answers it and a hard negative that does not. "
+        'Reply with a single JSON object: {"query": "...", "positive": "...", "hard_negative": "..."}',
+        '{"query": "how long to boil an egg", "positive": "Boil an egg for 7 to 9 minutes for a firm yolk.", '
+        '"hard_negative": "Eggs are a cheap source of protein and vitamins."}',
+    ),
+}
+
+
+def with_demonstration(messages: list[dict[str, str]], kind: str) -> list[dict[str, str]]:
+    """Prepend one worked exchange (``kind``: ``tasks`` or ``example``) showing the reply format.
+
+    Not part of E5-mistral's prompts (written for GPT-4); small local models follow the JSON format
+    more often after seeing it once.
+    """
+    user, assistant = _DEMOS[kind]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}, *messages]

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
+from embedlight.data.mixture import MixtureDataset, Source
 from embedlight.registry import registered
 from embedlight.train import build
 from tests.helpers import WORDS, compose_cfg, tiny_overrides
