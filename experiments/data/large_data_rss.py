@@ -18,6 +18,7 @@ import threading
 import time
 
 LIMIT_GIB = 6.0
+PEAK = {"RssAnon": 0.0}  # highest anonymous RSS seen by the watcher since the last stage
 
 
 def mem() -> dict[str, float]:
@@ -36,10 +37,12 @@ def guard() -> None:
 
     def watch():
         while True:
-            if mem()["VmRSS"] > LIMIT_GIB * 1024:
+            m = mem()
+            PEAK["RssAnon"] = max(PEAK["RssAnon"], m["RssAnon"])
+            if m["VmRSS"] > LIMIT_GIB * 1024:
                 print(f"RSS above {LIMIT_GIB} GiB: abort", flush=True)
                 os._exit(3)
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     threading.Thread(target=watch, daemon=True).start()
 
@@ -74,7 +77,11 @@ def main() -> None:
 
     def stage(name, t0):
         m = mem()
-        record["stages"].append({"stage": name, "seconds": round(time.perf_counter() - t0, 1), **m})
+        peak = max(PEAK["RssAnon"], m["RssAnon"])
+        PEAK["RssAnon"] = 0.0
+        record["stages"].append(
+            {"stage": name, "seconds": round(time.perf_counter() - t0, 1), **m, "PeakRssAnonInStage": peak}
+        )
         print(record["stages"][-1], flush=True)
 
     t0 = time.perf_counter()
@@ -87,6 +94,7 @@ def main() -> None:
     from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 
     stage("imports", t0)
+    PEAK["RssAnon"] = 0.0
     t0 = time.perf_counter()
     rows, kind = load_rows([args.file])
     stage("load_rows (validate + Arrow cache, or reuse it)", t0)

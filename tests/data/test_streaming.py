@@ -84,3 +84,31 @@ def test_sampler_keys_are_all_it_holds_per_row():
 
     batches = MixtureBatchSampler([Source("s", Rows())], batch_size=10).global_batches(0)
     assert sorted(k[2] for b in batches for k in b) == list(range(1000))
+
+
+def test_arrow_row_lengths_match_the_python_definition():
+    # group_by_length reads lengths with Arrow compute in batches; it must equal the per-row definition
+    import random
+
+    import datasets
+
+    from embedlight.data.jsonl import PAIRS
+    from embedlight.data.mixture import _arrow_lengths
+
+    rng = random.Random(0)
+    rows = [
+        {
+            "query": "é" * rng.randrange(1, 40),
+            "pos": ["p" * rng.randrange(1, 90) for _ in range(rng.randrange(1, 4))],
+            "neg": [],
+        }
+        for _ in range(300)
+    ]
+    expected = [len(r["query"]) + sum(len(p) for p in r["pos"]) // len(r["pos"]) for r in rows]
+    ds = datasets.Dataset.from_list(rows)
+    assert _arrow_lengths(ds, "triplet", batch_size=64) == expected  # several batches
+    assert _arrow_lengths(ds.select([5, 3, 1]), "triplet") == [expected[5], expected[3], expected[1]]
+    pairs = [{"text1": "x" * i, "text2": "yé" * i, "score": 1.0} for i in range(50)]
+    assert _arrow_lengths(datasets.Dataset.from_list(pairs), PAIRS, batch_size=16) == [
+        3 * i for i in range(50)
+    ]
