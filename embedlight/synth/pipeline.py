@@ -31,6 +31,7 @@ from embedlight.synth.backends import BackendError, RateLimiter
 from embedlight.synth.parsing import ReplyError, normalise, parse_example, parse_tasks
 from embedlight.synth.prompts import (
     ASYMMETRIC,
+    DEMO_QUERY,
     FAMILIES,
     brainstorm_messages,
     generation_messages,
@@ -248,6 +249,8 @@ class SynthPipeline:
 
         def parse(text: str) -> dict[str, str]:
             example = parse_example(text, self.max_chars)
+            if self.demonstration and normalise(example["query"]) == DEMO_QUERY:
+                raise ReplyError("copied_demonstration", "the reply repeats the format demonstration")
             if normalise(example["query"]) in seen:
                 raise ReplyError("duplicate", "query already generated")
             return example

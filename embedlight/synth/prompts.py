@@ -135,6 +135,7 @@ def generation_messages(family: str, task: str, c: Controls) -> list[dict[str, s
     return [{"role": "user", "content": f"{body}{language}\n{_keys_note()}"}]
 
 
+DEMO_QUERY = "how long to boil an egg"  # a reply that copies the demonstration is rejected
 _DEMOS = {
     "tasks": (
         "Brainstorm 2 diverse and useful text retrieval tasks. Reply with JSON only: a list of strings.",
@@ -143,7 +144,7 @@ _DEMOS = {
     "example": (
         "Write a query about cooking, a positive that answers it and a hard negative that does not. "
         'Reply with a single JSON object: {"query": "...", "positive": "...", "hard_negative": "..."}',
-        '{"query": "how long to boil an egg", "positive": "Boil an egg for 7 to 9 minutes for a firm yolk.", '
+        '{"query": "' + DEMO_QUERY + '", "positive": "Boil an egg for 7 to 9 minutes for a firm yolk.", '
         '"hard_negative": "Eggs are a cheap source of protein and vitamins."}',
     ),
 }

@@ -247,3 +247,21 @@ def test_parsing_is_strict():
     with pytest.raises(ReplyError, match="max_chars"):
         parse_example('{"query": "q", "positive": "a long positive", "hard_negative": "n"}', 5)
     assert parse_tasks('["A", "a", 3, "B", "C"]', limit=2) == ["A", "B"]
+
+
+def test_a_copy_of_the_demonstration_is_rejected(tmp_path):
+    from embedlight.synth.backends import Reply
+
+    class Copier:
+        def __init__(self):
+            self.calls = 0
+
+        def chat(self, messages):
+            assert messages[1]["role"] == "assistant"  # the demonstration precedes the request
+            self.calls += 1
+            query = "How long to boil an EGG" if self.calls == 1 else "a new query"
+            return Reply(json.dumps({"query": query, "positive": "p text", "hard_negative": "n text"}))
+
+    summary = SynthPipeline(Copier(), str(tmp_path), families=["sts"], examples_per_task=1).run()
+    assert summary["this_run"]["copied_demonstration"] == 1 and summary["totals"]["rows"] == 1
+    assert _rows(tmp_path / "train.jsonl")[0]["query"] == "a new query"

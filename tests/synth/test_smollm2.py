@@ -22,7 +22,9 @@ def test_smollm2_handful_of_examples(tmp_path):
     run = summary["this_run"]
     assert run["units_ok"] + run["units_failed"] == 3
     assert 3 <= run["requests"] <= 6
-    failures = sum(run.get(k, 0) for k in ("malformed_json", "truncated", "invalid", "duplicate"))
+    failures = sum(
+        run.get(k, 0) for k in ("malformed_json", "truncated", "invalid", "duplicate", "copied_demonstration")
+    )
     assert run["requests"] == run["units_ok"] + failures  # every reply was either used or counted
     rows = [json.loads(line) for line in open(out / "train.jsonl")]
     assert len(rows) == run["units_ok"] == summary["totals"]["rows"]
