@@ -168,6 +168,10 @@ class HFChatBackend:
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
+        self.name = model
+
+    def __repr__(self) -> str:
+        return f"HFChatBackend(model={self.name!r}, max_new_tokens={self.max_new_tokens}, temperature={self.temperature})"
 
     def chat(self, messages: list[dict[str, str]]) -> Reply:
         """Generate one reply with the model's chat template."""

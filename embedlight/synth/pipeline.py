@@ -31,9 +31,9 @@ from embedlight.synth.backends import BackendError, RateLimiter
 from embedlight.synth.parsing import ReplyError, normalise, parse_example, parse_tasks
 from embedlight.synth.prompts import (
     ASYMMETRIC,
-    DEMO_QUERY,
     FAMILIES,
     brainstorm_messages,
+    copies_demonstration,
     generation_messages,
     sample_controls,
     symmetric_task,
@@ -249,7 +249,7 @@ class SynthPipeline:
 
         def parse(text: str) -> dict[str, str]:
             example = parse_example(text, self.max_chars)
-            if self.demonstration and normalise(example["query"]) == DEMO_QUERY:
+            if self.demonstration and copies_demonstration(example):
                 raise ReplyError("copied_demonstration", "the reply repeats the format demonstration")
             if normalise(example["query"]) in seen:
                 raise ReplyError("duplicate", "query already generated")

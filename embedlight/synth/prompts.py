@@ -10,6 +10,7 @@ clarity and difficulty controls sampled per example.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +136,20 @@ def generation_messages(family: str, task: str, c: Controls) -> list[dict[str, s
     return [{"role": "user", "content": f"{body}{language}\n{_keys_note()}"}]
 
 
-DEMO_QUERY = "how long to boil an egg"  # a reply that copies the demonstration is rejected
+DEMO_QUERY = "how long to boil an egg"
+DEMO_POSITIVE = "Boil an egg for 7 to 9 minutes for a firm yolk."
+
+
+def copies_demonstration(example: dict[str, str]) -> bool:
+    """True when a reply's query or positive repeats the demonstration's (case and punctuation aside)."""
+
+    def words(text: str) -> str:
+        return " ".join(re.findall(r"\w+", text.lower()))
+
+    demo = {words(DEMO_QUERY), words(DEMO_POSITIVE)}
+    return words(example["query"]) in demo or words(example["positive"]) in demo
+
+
 _DEMOS = {
     "tasks": (
         "Brainstorm 2 diverse and useful text retrieval tasks. Reply with JSON only: a list of strings.",
@@ -144,7 +158,7 @@ _DEMOS = {
     "example": (
         "Write a query about cooking, a positive that answers it and a hard negative that does not. "
         'Reply with a single JSON object: {"query": "...", "positive": "...", "hard_negative": "..."}',
-        '{"query": "' + DEMO_QUERY + '", "positive": "Boil an egg for 7 to 9 minutes for a firm yolk.", '
+        '{"query": "' + DEMO_QUERY + '", "positive": "' + DEMO_POSITIVE + '", '
         '"hard_negative": "Eggs are a cheap source of protein and vitamins."}',
     ),
 }

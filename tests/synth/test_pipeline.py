@@ -259,7 +259,7 @@ def test_a_copy_of_the_demonstration_is_rejected(tmp_path):
         def chat(self, messages):
             assert messages[1]["role"] == "assistant"  # the demonstration precedes the request
             self.calls += 1
-            query = "How long to boil an EGG" if self.calls == 1 else "a new query"
+            query = "How long to boil an EGG?" if self.calls == 1 else "a new query"
             return Reply(json.dumps({"query": query, "positive": "p text", "hard_negative": "n text"}))
 
     summary = SynthPipeline(Copier(), str(tmp_path), families=["sts"], examples_per_task=1).run()
