@@ -265,3 +265,18 @@ def test_a_copy_of_the_demonstration_is_rejected(tmp_path):
     summary = SynthPipeline(Copier(), str(tmp_path), families=["sts"], examples_per_task=1).run()
     assert summary["this_run"]["copied_demonstration"] == 1 and summary["totals"]["rows"] == 1
     assert _rows(tmp_path / "train.jsonl")[0]["query"] == "a new query"
+
+
+def test_rate_limiter_spaces_requests():
+    from embedlight.synth.backends import RateLimiter
+
+    limiter = RateLimiter(requests_per_minute=600)  # one request per 0.1 s
+    start = time.monotonic()
+    for _ in range(4):
+        limiter.wait()
+    assert time.monotonic() - start >= 0.3 - 1e-3  # the first goes at once, then 3 gaps
+    unlimited = RateLimiter(0)
+    start = time.monotonic()
+    for _ in range(100):
+        unlimited.wait()
+    assert time.monotonic() - start < 0.1
