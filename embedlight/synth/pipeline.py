@@ -166,7 +166,8 @@ class SynthPipeline:
         self.demonstration = demonstration
         self.seed = seed
         self.sleep = sleep
-        self.stats: Counter[str] = Counter()
+        core = ("requests", "retries", "units_ok", "units_failed", "rows_written", "skipped_finished")
+        self.stats: Counter[str] = Counter(dict.fromkeys(core, 0))  # failure kinds appear when they occur
         self.paths = {
             name: os.path.join(output_dir, f"{name}.jsonl")
             for name in ("train", "tasks", "progress", "rejects")

@@ -20,6 +20,7 @@ def test_smollm2_handful_of_examples(tmp_path):
     pipe = SynthPipeline(backend, str(out), families=["sts"], examples_per_task=3, max_attempts=2)
     summary = pipe.run()
     run = summary["this_run"]
+    print("SmolLM2 summary:", run)
     assert run["units_ok"] + run["units_failed"] == 3
     assert 3 <= run["requests"] <= 6
     failures = sum(
@@ -30,4 +31,3 @@ def test_smollm2_handful_of_examples(tmp_path):
     assert len(rows) == run["units_ok"] == summary["totals"]["rows"]
     for row in rows:
         assert row["query"] and len(row["pos"]) == 1 and len(row["neg"]) == 1
-    print("SmolLM2 parsed", run["units_ok"], "of", run["requests"], "replies:", run)
