@@ -209,3 +209,16 @@ def test_student_moves_toward_the_teacher(tiny_bert, tmp_path):
     assert before > 0.2
     print(f"KL before {before:.4f} after {after:.4f}")
     assert after < 0.5 * before, (before, after)
+
+
+def test_collator_adds_teacher_scores_only_when_every_row_has_them(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from embedlight.data.collator import ContrastiveCollator
+
+    collate = ContrastiveCollator(AutoTokenizer.from_pretrained(tiny_bert), [Source("s", [])])
+    scored = {"source": 0, "query": "q", "docs": ["a", "b"], "teacher_scores": [2.0, -1.0]}
+    batch = collate([scored, {**scored, "teacher_scores": [0.5, 0.25]}])
+    assert torch.equal(batch["teacher_scores"], torch.tensor([[2.0, -1.0], [0.5, 0.25]]))  # (B, G)
+    plain = {"source": 0, "query": "q", "docs": ["a", "b"]}
+    assert "teacher_scores" not in collate([scored, plain])
