@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embedlight.losses.distributed import fp32_scores
 from embedlight.losses.infonce import InfoNCELoss
 from embedlight.registry import register
 
@@ -96,9 +97,10 @@ class DistillKLLoss(nn.Module):
         Returns:
             Scalar loss.
         """
-        student = group_scores(query, docs)  # (B, G)
-        teacher = _teacher(teacher_scores, student.shape)  # (B, G)
-        return kl_teacher_student(student, teacher, self.temperature, self.teacher_temperature)
+        with fp32_scores(query.device):  # scores and softmaxes in fp32 even under bf16 autocast
+            student = group_scores(query.float(), docs.float())  # (B, G)
+            teacher = _teacher(teacher_scores, student.shape)  # (B, G)
+            return kl_teacher_student(student, teacher, self.temperature, self.teacher_temperature)
 
 
 @register("loss", "infonce_distill")
@@ -140,11 +142,11 @@ class InfoNCEDistillLoss(nn.Module):
         query: torch.Tensor,
         docs: torch.Tensor,
         teacher_scores: torch.Tensor | None = None,
-        in_batch_negatives: bool | None = None,
-        **_: object,
+        **batch: object,
     ) -> torch.Tensor:
-        """Compute the weighted sum; arguments as ``infonce`` and ``distill_kl``."""
-        loss = self.infonce_weight * self.infonce(query, docs, in_batch_negatives=in_batch_negatives)
+        """Compute the weighted sum; arguments as ``infonce`` (which gets every other batch extra) and
+        ``distill_kl``."""
+        loss = self.infonce_weight * self.infonce(query, docs, **batch)
         if teacher_scores is None and not self.require_teacher:
             return loss
         return loss + self.distill_weight * self.distill(query, docs, teacher_scores=teacher_scores)

@@ -222,3 +222,17 @@ def test_collator_adds_teacher_scores_only_when_every_row_has_them(tiny_bert):
     assert torch.equal(batch["teacher_scores"], torch.tensor([[2.0, -1.0], [0.5, 0.25]]))  # (B, G)
     plain = {"source": 0, "query": "q", "docs": ["a", "b"]}
     assert "teacher_scores" not in collate([scored, plain])
+
+
+def test_distill_kl_is_fp32_under_bf16_autocast():
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(4, 64, generator=g), dim=-1)  # (B, D)
+    d = F.normalize(torch.randn(12, 64, generator=g), dim=-1)  # (B*G, D), G = 3
+    t = torch.randn(4, 3, generator=g)
+    fn = registered("loss")["distill_kl"](temperature=0.02)
+    ref = _kl_by_hand(
+        t.tolist(), torch.einsum("bd,bgd->bg", q.double(), d.double().view(4, 3, 64)).tolist(), 1.0, 0.02
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = fn(q, d, teacher_scores=t)
+    assert value.dtype == torch.float32 and value.item() == pytest.approx(ref, rel=1e-4)
