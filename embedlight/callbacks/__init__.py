@@ -1,7 +1,9 @@
-"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, preemption."""
+"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, preemption,
+finite guard."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
+from embedlight.callbacks.finite import FiniteGuard, NonFiniteError
 from embedlight.callbacks.preemption import Preempted, Preemption
 from embedlight.callbacks.resume import ExactResume
 from embedlight.callbacks.throughput import TokenThroughput
@@ -10,6 +12,8 @@ __all__ = [
     "AtomicCheckpointIO",
     "EvaluationCallback",
     "ExactResume",
+    "FiniteGuard",
+    "NonFiniteError",
     "Preempted",
     "Preemption",
     "TokenThroughput",
