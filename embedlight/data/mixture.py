@@ -34,6 +34,9 @@ class Source:
         instruction_fields: Values for template fields such as ``{task}`` or ``{domain}``.
         in_batch_negatives: False for FlagEmbedding's ``no_in_batch_neg`` data.
         use_row_prompt: Let a row's ``prompt`` field override the query instruction.
+        negatives: Per-row hard negatives served instead of the rows' ``neg`` (set by
+            :meth:`~embedlight.data.datamodule.ContrastiveDataModule.set_negatives` when negatives are
+            re-mined during training); None serves the rows' own.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Source:
     instruction_fields: dict[str, str] = field(default_factory=dict)
     in_batch_negatives: bool = True
     use_row_prompt: bool = True
+    negatives: Sequence[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -80,7 +84,9 @@ class MixtureDataset(Dataset):
         rng = _row_rng(self.seed, key)
         pos = row["pos"][rng.randrange(len(row["pos"]))]
         k = self.group_size - 1
-        negs: list[str] = list(row.get("neg") or [])
+        negs: list[str] = list(
+            (row.get("neg") if source.negatives is None else source.negatives[row_idx]) or []
+        )
         if k == 0:
             chosen: list[str] = []
         elif len(negs) >= k:
