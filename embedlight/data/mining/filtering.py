@@ -30,7 +30,8 @@ def positive_rank(
 ) -> int:
     """Rank (0 = best) of a positive: how many non-positive candidates score strictly above it.
 
-    Only exact when fewer than ``len(cand_ids)`` candidates beat it (the caller retrieves top-k + |pos|).
+    Exact below the number of non-positive candidates retrieved; the caller retrieves top-k + |pos| and
+    caps the rank at k ("k or worse").
     """
     return sum(
         1
@@ -66,8 +67,8 @@ def filter_rows(
 
     Returns:
         ``(kept, dropped, counts)``: kept rows (their failing positives removed, ``pos_scores`` and,
-        with ``top_k``, ``pos_ranks`` added); dropped rows with ``reason``, ``pos_scores`` and
-        ``pos_ranks``; counts by reason.
+        with ``top_k``, ``pos_ranks`` added; a rank of ``top_k`` means "top_k or worse"); dropped rows
+        with ``reason``, ``pos_scores`` and ``pos_ranks``; counts by reason.
     """
     if threshold is None and top_k is None:
         raise ValueError("nothing to filter on: set threshold and/or top_k")
@@ -83,7 +84,7 @@ def filter_rows(
     for i, row in enumerate(rows):
         pos_scores = [float(np.dot(query_emb[i], pos_emb[p])) for p in row["pos"]]
         ranks = (
-            [positive_rank(s, ids[i], scores[i], corpus, set(row["pos"])) for s in pos_scores]
+            [min(top_k, positive_rank(s, ids[i], scores[i], corpus, set(row["pos"]))) for s in pos_scores]
             if top_k is not None
             else None
         )
