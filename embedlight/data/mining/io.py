@@ -60,14 +60,22 @@ def check_output(path: str, overwrite: bool) -> None:
         raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")
 
 
+# Line breaks that JSON leaves raw but str.splitlines() and some JSONL readers split on
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSONL atomically (a temporary file renamed over ``path``); returns the row count."""
+    """Write rows as JSONL atomically (a temporary file renamed over ``path``); returns the row count.
+
+    Text stays readable UTF-8, except U+2028, U+2029 and U+0085, which are escaped so that every
+    reader sees one row per line.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     n = 0
     with open(tmp, "w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
             n += 1
     os.replace(tmp, path)
     return n

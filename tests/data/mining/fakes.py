@@ -34,3 +34,15 @@ def random_table(texts: list[str], dim: int = 8, seed: int = 0) -> dict[str, np.
 def fake_model(table: dict[str, np.ndarray], **kw) -> LoadedModel:
     """A LoadedModel around :class:`FakeEncoder`."""
     return LoadedModel(FakeEncoder(table, **kw), prompts={"query": "", "document": ""}, name="fake")
+
+
+class BlockScorer:
+    """A fake cross-encoder: 1.0 for the blocked documents, 0.0 otherwise (injected via ``_target_``)."""
+
+    def __init__(self, blocked: list[str]) -> None:
+        self.blocked = set(blocked)
+        self.pairs = 0
+
+    def __call__(self, pairs):
+        self.pairs += len(pairs)
+        return [1.0 if d in self.blocked else 0.0 for _, d in pairs]

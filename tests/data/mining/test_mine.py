@@ -164,3 +164,39 @@ def test_approximate_indexes_agree_with_flat(kind):
     opts = {"nlist": 16, "nprobe": 16, "pq_m": 8} if kind != "hnsw" else {}
     _, approx = search(build_index(emb, kind, device="cpu", chunk_size=500, **opts), q, 1)
     assert (approx[:, 0] == exact[:, 0]).mean() >= 0.9
+
+
+def test_rescorer_injected_by_target_removes_its_false_negatives(tmp_path):
+    rows, docs, table, path, corpus = _data(tmp_path)
+    blocked = docs[6:20]
+    out = tmp_path / "mined.jsonl"
+    cfg = _cfg(
+        "mine",
+        [
+            "model=fake",
+            f"input={path}",
+            f"corpus={corpus}",
+            f"output={out}",
+            "negatives=5",
+            "range_start=0",
+            "relative_margin=null",
+            "show_progress=false",
+            f"+rescore={{scorer: {{_target_: tests.data.mining.fakes.BlockScorer, blocked: {json.dumps(blocked)}}},"
+            " max_score: 0.5}",
+        ],
+    )
+    summary = mine(cfg, model=fake_model(table))
+    assert summary["counts"]["rescore_max_score"] > 0
+    for line in out.read_text().splitlines():
+        row = json.loads(line)
+        assert not set(row["neg"]) & set(blocked)
+        assert len(row["neg"]) == 5 and row["neg_rescores"] == [0.0] * 5
+
+
+def test_cross_encoder_scorer_on_a_tiny_local_model(tiny_bert):
+    from embedlight.data.mining.negatives import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(tiny_bert, device="cpu", max_length=32)
+    scores = scorer([("the cat", "the cat is big"), ("news", "a small bird")])
+    assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
+    assert scores[0] != scores[1]
