@@ -45,8 +45,10 @@ def test_mine_msmarco_subset(shared_data, tiny_bert, tmp_path):
     assert summary["n_corpus"] == len(set(docs.values()))
     mined = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(list(read_jsonl(str(out), TRIPLET))) == len(mined) == len(pos)
+    # a random-init model scores many candidates above 0.95 x the positive: rows may lose all of them
+    assert sum(len(r["neg"]) for r in mined) == summary["counts"]["negatives"] > 0
     for row in mined:
-        assert 0 < len(row["neg"]) <= 15
+        assert len(row["neg"]) <= 15
         assert not set(row["neg"]) & set(row["pos"])
         assert all(2 <= r < 200 for r in row["neg_ranks"])
         assert all(s <= 0.95 * max(row["pos_scores"]) + 1e-6 for s in row["neg_scores"])
