@@ -1,9 +1,19 @@
-"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints."""
+"""Lightning callbacks: throughput, before/after evaluation, exact resume, atomic checkpoints, preemption,
+hard-negative refresh."""
 
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
+from embedlight.callbacks.preemption import Preempted, Preemption
 from embedlight.callbacks.refresh import RefreshNegatives
 from embedlight.callbacks.resume import ExactResume
-from embedlight.callbacks.throughput import ThroughputMonitor
+from embedlight.callbacks.throughput import TokenThroughput
 
-__all__ = ["AtomicCheckpointIO", "EvaluationCallback", "ExactResume", "RefreshNegatives", "ThroughputMonitor"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "EvaluationCallback",
+    "ExactResume",
+    "Preempted",
+    "Preemption",
+    "RefreshNegatives",
+    "TokenThroughput",
+]
