@@ -4,6 +4,7 @@ Examples:
     embedlight-train experiment=quickstart
     embedlight-train experiment=quickstart data.train_files=[my.jsonl] paths.output_dir=runs/mine
     embedlight-train experiment=quickstart paths.output_dir=runs/mine resume=auto
+    embedlight-train experiment=quickstart paths.output_dir=runs/mine overwrite=true
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from embedlight.callbacks import AtomicCheckpointIO, ExactResume
+from embedlight.callbacks import AtomicCheckpointIO, ExactResume, FiniteGuard
+from embedlight.callbacks.finite import check_finite_weights
 from embedlight.registry import _load_all
+from embedlight.run_dir import guard_output_dir, save_hydra_config
 
 log = logging.getLogger("embedlight.train")
 _load_all()  # registered components must be in the ConfigStore before Hydra composes
@@ -67,10 +70,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; returns ``{"output_dir", "metrics", "export"}``."""
     L.seed_everything(cfg.seed, workers=True)
     out = os.path.abspath(cfg.paths.output_dir)
+    guard_output_dir(out, cfg.get("resume"), cfg.get("overwrite", False), include_config=False)
     os.makedirs(out, exist_ok=True)
     module, datamodule = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(ExactResume())
+    callbacks += [ExactResume(), FiniteGuard()]  # every recipe: exact resume, stop on NaN/Inf
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -84,7 +88,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     evals = [c for c in callbacks if hasattr(c, "results")]
     if evals:
         result["metrics"] = evals[0].results
+    if trainer.state.status != "finished":  # a fit that returned without finishing: keep any export
+        log.warning("training did not finish (%s): no export written", trainer.state.status)
+        return result
     if trainer.is_global_zero and cfg.get("export", True) and hasattr(module, "export"):
+        check_finite_weights(module, "export")
         result["export"] = module.export(os.path.join(out, "export"))
         log.info("exported to %s", result["export"])
     if trainer.is_global_zero and result["metrics"]:
@@ -111,6 +119,9 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
+    # before anything is written: an existing run's .hydra/ must survive a refused start
+    guard_output_dir(cfg.paths.output_dir, cfg.get("resume"), cfg.get("overwrite", False))
+    save_hydra_config(cfg)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
     t = cfg.trainer  # hardware=auto picks these at run time: say what it picked
     log.info("hardware: accelerator=%s devices=%s precision=%s", t.accelerator, t.devices, t.precision)

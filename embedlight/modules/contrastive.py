@@ -57,7 +57,13 @@ class ContrastiveModule(L.LightningModule):
             raise RuntimeError(
                 "a scored-pair batch arrived but no pair_loss is configured (set pair_loss=cosent)"
             )
-        loss = loss_fn(q, d, labels=labels, in_batch_negatives=batch.get("in_batch_negatives"))
+        loss = loss_fn(
+            q,
+            d,
+            labels=labels,
+            in_batch_negatives=batch.get("in_batch_negatives"),
+            teacher_scores=batch.get("teacher_scores"),  # (B, G) for distillation losses, else None
+        )
         self.log("train/loss", loss, prog_bar=True, batch_size=q.size(0))
         kind = "train/contrastive_loss" if labels is None else "train/pair_loss"
         self.log(kind, loss, batch_size=q.size(0))  # per batch type, for mixtures
