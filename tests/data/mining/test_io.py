@@ -27,9 +27,9 @@ def test_readers(tmp_path):
     )
     assert read_corpus(str(tmp_path)) == ["T body", "plain"]
     rows = tmp_path / "rows.jsonl"
-    rows.write_text(json.dumps({"query": "q", "pos": ["a", "b"], "neg": ["b", "c"], "category": 3}) + "\n")
+    rows.write_text(json.dumps({"query": "q", "pos": ["a", "b"], "neg": ["b", "c"], "category": "c3"}) + "\n")
     got = read_triplets(str(rows))
-    assert got[0]["category"] == 3 and pool_corpus(got) == ["a", "b", "c"]
+    assert got[0]["category"] == "c3" and pool_corpus(got) == ["a", "b", "c"]
     rows.write_text(json.dumps({"query": "q", "pos": "a"}) + "\n")
     with pytest.raises(DataFormatError, match=r"rows.jsonl:1: field 'pos'"):
         read_triplets(str(rows))

@@ -22,7 +22,8 @@ def _cfg(name: str, overrides: list[str]):
 def _data(tmp_path, n_rows=6, n_docs=30):
     docs = [f"doc {i}" for i in range(n_docs)]
     rows = [
-        {"query": f"query {i}", "pos": [docs[i]], "neg": [docs[-1]], "category": i % 2} for i in range(n_rows)
+        {"query": f"query {i}", "pos": [docs[i]], "neg": [docs[-1]], "category": f"c{i % 2}"}
+        for i in range(n_rows)
     ]
     rows[1]["pos"].append(docs[7])  # two positives
     path = tmp_path / "train.jsonl"
