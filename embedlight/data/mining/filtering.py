@@ -103,7 +103,8 @@ def filter_rows(
             counts[reason] += 1
             dropped.append({**row, **detail, "reason": reason})
             continue
-        counts["positives_removed"] += len(reasons) - len(keep)
+        if len(keep) < len(reasons):
+            counts["positives_removed"] += len(reasons) - len(keep)
         new = {
             **row,
             "pos": [row["pos"][j] for j in keep],
