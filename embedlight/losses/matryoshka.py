@@ -1,0 +1,84 @@
+"""Matryoshka representation learning: one loss on nested prefixes of the embedding.
+
+Reference: Kusupati et al., 2022, "Matryoshka Representation Learning". The first ``d`` coordinates
+of the embedding are trained to be an embedding on their own, for every ``d`` in ``dims``, so that a
+user can truncate the vector (and re-normalise it) at inference.
+
+Normalisation: the wrapper receives the Embedder's output, which is L2-normalised over the *full*
+vector when ``embedder.normalize=true``. A prefix of a unit vector is not a unit vector, so with
+``normalize=true`` (the default) every prefix is re-normalised before the inner loss. Since
+``normalize(prefix(x / |x|)) == normalize(prefix(x))``, the loss sees exactly the vectors that
+truncate-then-normalise inference produces, whether or not the Embedder normalised first. With
+``embedder.normalize=false`` (dot-product models) set ``loss.normalize=false`` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from embedlight.registry import register
+
+
+@register("loss", "matryoshka")
+class MatryoshkaLoss(nn.Module):
+    """Weighted sum of an inner loss over nested prefixes: ``sum_k w_k * inner(q[:, :d_k], d[:, :d_k])``.
+
+    Args:
+        inner: Any registered loss (``infonce``, ``cosent``, ...), composed by Hydra
+            (``loss=matryoshka_infonce`` or ``loss=matryoshka +loss.inner={_target_: ...}``).
+        dims: Prefix sizes, e.g. ``[384, 256, 128, 64]``; each at most the embedding size. The full
+            size must be listed to train the full vector.
+        weights: One weight per dim (default all 1, as sentence-transformers' ``MatryoshkaLoss``).
+        normalize: L2-normalise each prefix before the inner loss (cosine models; see module doc).
+    """
+
+    def __init__(
+        self,
+        inner: nn.Module,
+        dims: Sequence[int] = (768, 512, 256, 128, 64),
+        weights: Sequence[float] | None = None,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        dims = [int(d) for d in dims]
+        if not dims or any(d < 1 for d in dims):
+            raise ValueError(f"loss.dims must be positive sizes, got {dims}")
+        weights = [1.0] * len(dims) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(dims):
+            raise ValueError(f"loss.weights has {len(weights)} values for {len(dims)} loss.dims")
+        self.inner = inner
+        self.dims = dims
+        self.weights = weights
+        self.normalize = normalize
+
+    @property
+    def trained_dims(self) -> list[int]:
+        """The prefix sizes this loss trains (recorded in the export and evaluated one by one)."""
+        return list(self.dims)
+
+    def prefix(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """The first ``dim`` coordinates, re-normalised if ``normalize``, (N, dim)."""
+        if dim > x.size(-1):
+            raise ValueError(f"loss.dims has {dim}, larger than the embedding size {x.size(-1)}")
+        p = x[..., :dim]  # (N, dim)
+        return F.normalize(p, dim=-1) if self.normalize else p
+
+    def forward(self, query: torch.Tensor, docs: torch.Tensor, **batch: object) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            query: (B, D) query embeddings.
+            docs: (B*G, D) document embeddings.
+            **batch: Batch extras, passed on to the inner loss.
+
+        Returns:
+            Scalar loss.
+        """
+        total = query.new_zeros(())
+        for dim, weight in zip(self.dims, self.weights):
+            total = total + weight * self.inner(self.prefix(query, dim), self.prefix(docs, dim), **batch)
+        return total
