@@ -198,3 +198,48 @@ def test_cross_device_grad_cache_in_two_processes_equals_one_process(tiny_bert, 
         mean_loss = (ranks[0][chunk]["loss"] + ranks[1][chunk]["loss"]) / 2
         with torch.no_grad():
             torch.testing.assert_close(mean_loss, loss_fn(emb(q), emb(d)))
+
+
+# --- inside Trainer.fit (manual optimization) ----------------------------------------------------
+
+
+def _fit_state(tiny_bert, tmp, extra) -> dict[str, torch.Tensor]:
+    from embedlight.train import run
+    from tests.helpers import compose_cfg, tiny_overrides
+
+    base = ["callbacks.evaluation=null", "logger=none", "callbacks.checkpoint.every_n_train_steps=2"]
+    run(compose_cfg(tiny_overrides(tiny_bert, str(tmp), steps=4, extra=[*base, *extra])))
+    ckpt = torch.load(os.path.join(tmp, "out", "checkpoints", "last.ckpt"), weights_only=True)
+    assert ckpt["global_step"] == 4
+    return {**ckpt["state_dict"], "lr": torch.tensor(ckpt["lr_schedulers"][0]["_last_lr"][0])}
+
+
+def test_fit_with_grad_cache_equals_plain_fit_with_clipping_and_accumulation(tiny_bert, tmp_path):
+    """4 optimizer steps of 2 accumulated batches, gradients clipped at a norm that bites: GradCache
+    (the module optimises manually) ends with the weights and learning rate of Lightning's loop."""
+    extra = [
+        "backbone.config_overrides={hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}",
+        "trainer.accumulate_grad_batches=2",
+        "data.batch_size=2",  # 12 batches: 4 steps of 2
+        "trainer.gradient_clip_val=0.05",
+    ]
+    plain = _fit_state(tiny_bert, tmp_path / "plain", extra)
+    cached = _fit_state(tiny_bert, tmp_path / "gc", [*extra, "+module.grad_cache_chunk_size=3"])
+    assert plain.keys() == cached.keys()
+    for k, v in plain.items():
+        torch.testing.assert_close(cached[k], v, atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_grad_cache_resume_is_exact(tiny_bert, tmp_path):
+    """With GradCache and dropout on: 4 steps straight == 2 steps, restart from the checkpoint, 2 more."""
+    import shutil
+
+    extra = ["+module.grad_cache_chunk_size=3", "callbacks.checkpoint.save_top_k=-1"]
+    straight = _fit_state(tiny_bert, tmp_path / "a", extra)
+    step2 = [f for f in os.listdir(tmp_path / "a" / "out" / "checkpoints") if "step=2" in f]
+    assert step2
+    os.makedirs(tmp_path / "b" / "out" / "checkpoints")
+    shutil.copy(tmp_path / "a" / "out" / "checkpoints" / step2[0], tmp_path / "b" / "out" / "checkpoints" / "last.ckpt")
+    resumed = _fit_state(tiny_bert, tmp_path / "b", [*extra, "resume=auto"])
+    for k, v in straight.items():
+        torch.testing.assert_close(resumed[k], v, msg=k)
