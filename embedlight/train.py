@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from embedlight.callbacks import AtomicCheckpointIO, ExactResume
 from embedlight.registry import _load_all
+from embedlight.strategies import build_strategy
 
 log = logging.getLogger("embedlight.train")
 _load_all()  # registered components must be in the ConfigStore before Hydra composes
@@ -78,6 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         logger=logger,
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,
+        strategy=build_strategy(cfg.trainer.get("strategy", "auto"), module),  # FSDP: from the backbone
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("resume"), out))
     result: dict[str, Any] = {"output_dir": out, "metrics": {}, "export": None}

@@ -32,7 +32,12 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embedlight.backbones.hf_encoder import load_hf_model, load_hf_tokenizer, torch_dtype
+from embedlight.backbones.hf_encoder import (
+    load_hf_model,
+    load_hf_tokenizer,
+    torch_dtype,
+    transformer_layer_classes,
+)
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
 from embedlight.registry import register
 
@@ -248,6 +253,11 @@ class HFDecoder(nn.Module):
         """``(trainable, total)`` parameter counts."""
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return trainable, sum(p.numel() for p in self.parameters())
+
+    @property
+    def layer_classes(self) -> tuple[type[nn.Module], ...]:
+        """The decoder-layer classes (FSDP auto-wrap and activation checkpointing)."""
+        return transformer_layer_classes(self.base_model)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         """Return the last hidden states, (B, L, H)."""
