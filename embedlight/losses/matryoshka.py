@@ -14,7 +14,8 @@ truncate-then-normalise inference produces, whether or not the Embedder normalis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,21 +30,31 @@ class MatryoshkaLoss(nn.Module):
 
     Args:
         inner: Any registered loss (``infonce``, ``cosent``, ...), composed by Hydra
-            (``loss=matryoshka_infonce`` or ``loss=matryoshka +loss.inner={_target_: ...}``).
+            (``loss=matryoshka_infonce`` or ``loss=matryoshka loss.inner={_target_: ...}``), or its
+            config (a mapping with ``_target_``), which is built here with ``inner_settings``.
         dims: Prefix sizes, e.g. ``[384, 256, 128, 64]``; each at most the embedding size. The full
             size must be listed to train the full vector.
         weights: One weight per dim (default all 1, as sentence-transformers' ``MatryoshkaLoss``).
         normalize: L2-normalise each prefix before the inner loss (cosine models; see module doc).
+        **inner_settings: Settings of the inner loss given at the top level, e.g. an experiment's
+            ``loss.temperature`` (the preset leaves ``inner`` as a config so that they apply).
     """
 
     def __init__(
         self,
-        inner: nn.Module,
+        inner: nn.Module | Mapping[str, Any],
         dims: Sequence[int] = (768, 512, 256, 128, 64),
         weights: Sequence[float] | None = None,
         normalize: bool = True,
+        **inner_settings: Any,
     ) -> None:
         super().__init__()
+        if isinstance(inner, Mapping):
+            from hydra.utils import instantiate
+
+            inner = instantiate(inner, **inner_settings)
+        elif inner_settings:
+            raise TypeError(f"loss: unknown settings {sorted(inner_settings)} (set them on loss.inner)")
         dims = [int(d) for d in dims]
         if not dims or any(d < 1 for d in dims):
             raise ValueError(f"loss.dims must be positive sizes, got {dims}")
