@@ -55,7 +55,8 @@ def split_features(features: Features, chunk_size: int) -> list[dict[str, torch.
     """
     rows = next(iter(features.values())).size(0)
     return [
-        {k: v[start : start + chunk_size] for k, v in features.items()} for start in range(0, rows, chunk_size)
+        {k: v[start : start + chunk_size] for k, v in features.items()}
+        for start in range(0, rows, chunk_size)
     ]
 
 
@@ -68,7 +69,9 @@ class GradCache:
 
     def __init__(self, chunk_size: int) -> None:
         if chunk_size < 1:
-            raise ValueError(f"module.grad_cache_chunk_size must be >= 1 (or null/0 for off), got {chunk_size}")
+            raise ValueError(
+                f"module.grad_cache_chunk_size must be >= 1 (or null/0 for off), got {chunk_size}"
+            )
         self.chunk_size = int(chunk_size)
 
     def __call__(

@@ -22,7 +22,9 @@ def layer_classes(model: nn.Module) -> set[type[nn.Module]]:
         classes = getattr(type(m), "layer_classes", None)
         if classes is not None:
             return set(m.layer_classes)
-    raise ValueError(f"{type(model).__name__} holds no backbone that reports its layer_classes (needed by FSDP)")
+    raise ValueError(
+        f"{type(model).__name__} holds no backbone that reports its layer_classes (needed by FSDP)"
+    )
 
 
 def fsdp_strategy(

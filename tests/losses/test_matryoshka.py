@@ -42,10 +42,16 @@ def test_weighted_sum_over_renormalised_prefixes(in_batch):
     dims, weights, t = [8, 4, 2], [1.0, 0.5, 0.25], 0.1
     loss = MatryoshkaLoss(InfoNCELoss(temperature=t), dims=dims, weights=weights)
     got = loss(q, d, in_batch_negatives=in_batch)  # the batch extra reaches the inner loss
-    want = sum(w * _hand_infonce(_unit_prefix(q, k), _unit_prefix(d, k), t, in_batch) for k, w in zip(dims, weights))
+    want = sum(
+        w * _hand_infonce(_unit_prefix(q, k), _unit_prefix(d, k), t, in_batch) for k, w in zip(dims, weights)
+    )
     assert got.item() == pytest.approx(want, rel=1e-5)
     # the Embedder's full-vector normalisation before the wrapper changes nothing
-    unit = loss(torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(d, dim=-1), in_batch_negatives=in_batch)
+    unit = loss(
+        torch.nn.functional.normalize(q, dim=-1),
+        torch.nn.functional.normalize(d, dim=-1),
+        in_batch_negatives=in_batch,
+    )
     assert unit.item() == pytest.approx(want, rel=1e-5)
 
 

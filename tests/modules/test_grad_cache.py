@@ -46,7 +46,9 @@ def _reference(embedder: Embedder, loss_fn, q, d) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in embedder.named_parameters() if p.grad is not None}
 
 
-def _grad_cache(embedder: Embedder, loss_fn, q, d, chunk: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _grad_cache(
+    embedder: Embedder, loss_fn, q, d, chunk: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     embedder.zero_grad()
     loss = GradCache(chunk)(embedder, [q, d], loss_fn, lambda x: x.backward())
     return {n: p.grad.clone() for n, p in embedder.named_parameters() if p.grad is not None}, loss
@@ -239,7 +241,64 @@ def test_grad_cache_resume_is_exact(tiny_bert, tmp_path):
     step2 = [f for f in os.listdir(tmp_path / "a" / "out" / "checkpoints") if "step=2" in f]
     assert step2
     os.makedirs(tmp_path / "b" / "out" / "checkpoints")
-    shutil.copy(tmp_path / "a" / "out" / "checkpoints" / step2[0], tmp_path / "b" / "out" / "checkpoints" / "last.ckpt")
+    shutil.copy(
+        tmp_path / "a" / "out" / "checkpoints" / step2[0],
+        tmp_path / "b" / "out" / "checkpoints" / "last.ckpt",
+    )
     resumed = _fit_state(tiny_bert, tmp_path / "b", [*extra, "resume=auto"])
     for k, v in straight.items():
         torch.testing.assert_close(resumed[k], v, msg=k)
+
+
+def _ddp_fit_state(tiny_bert, tmp, extra) -> dict[str, torch.Tensor]:
+    import subprocess
+    import sys
+
+    from tests.helpers import tiny_overrides
+
+    overrides = tiny_overrides(
+        tiny_bert,
+        str(tmp),
+        steps=3,
+        extra=[
+            "hardware=ddp_cpu",
+            "backbone.config_overrides={hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}",
+            "trainer.gradient_clip_val=0.05",
+            "callbacks.evaluation=null",
+            "callbacks.checkpoint.every_n_train_steps=3",
+            "logger=none",
+            "export=false",
+            *extra,
+        ],
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedlight.train", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ckpt = torch.load(os.path.join(tmp, "out", "checkpoints", "last.ckpt"), weights_only=True)
+    assert ckpt["global_step"] == 3
+    return ckpt["state_dict"]
+
+
+@pytest.mark.parametrize(
+    "chunk", [3, pytest.param(1, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)]
+)
+def test_ddp_fit_with_grad_cache_equals_ddp_fit_without(tiny_bert, tmp_path, chunk):
+    """Trainer.fit on 2 gloo processes, cross-device negatives, clipped: GradCache (manual optimization,
+    one all-reduce per step) ends with the weights of Lightning's automatic DDP loop."""
+    plain = _ddp_fit_state(tiny_bert, tmp_path / "plain", [])
+    cached = _ddp_fit_state(tiny_bert, tmp_path / "gc", [f"+module.grad_cache_chunk_size={chunk}"])
+    for k, v in plain.items():
+        torch.testing.assert_close(cached[k], v, atol=1e-5, rtol=1e-4, msg=k)
+    initial = _encoder_state(tiny_bert)
+    assert any(not torch.allclose(plain[k], v) for k, v in initial.items() if k in plain)  # training moved them
+
+
+def _encoder_state(tiny_bert) -> dict[str, torch.Tensor]:
+    emb = _encoder(tiny_bert)
+    return {f"embedder.{k}": v for k, v in emb.state_dict().items()}

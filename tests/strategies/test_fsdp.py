@@ -87,5 +87,7 @@ def test_fsdp_fit_writes_sharded_checkpoint_and_resumes(tiny_bert, tmp_path):
     run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=2, extra=extra)))
     last = tmp_path / "out" / "checkpoints" / "last.ckpt"
     assert last.is_dir() and os.listdir(last)  # a sharded checkpoint is a folder of shards
-    result = run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=4, extra=[*extra, "resume=auto"])))
+    result = run(
+        compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=4, extra=[*extra, "resume=auto"]))
+    )
     assert result["export"] is not None
