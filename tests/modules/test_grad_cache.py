@@ -108,6 +108,21 @@ def test_matryoshka_gradients_equal_full_batch(tiny_bert):
     _assert_same(ref, got)
 
 
+def test_bf16_autocast_gradients_match_full_batch(tiny_bert):
+    """Under CPU bf16 autocast the chunked and the one-shot backward agree to bf16 precision."""
+    emb = _encoder(tiny_bert)
+    q, d = _batch(emb)
+    loss_fn = InfoNCELoss(temperature=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _reference(emb, loss_fn, q, d)
+        got, _ = _grad_cache(emb, loss_fn, q, d, 4)
+    assert ref.keys() == got.keys()
+    for name in ref:
+        assert got[name].dtype == torch.float32  # weights and their gradients stay fp32
+        err = (got[name] - ref[name]).norm() / ref[name].norm().clamp_min(1e-12)
+        assert err < 0.05, (name, err.item())
+
+
 def test_dropout_masks_replay_on_the_second_forward(tiny_bert):
     """With dropout on, every re-forwarded chunk reproduces its graph-free first forward exactly."""
     emb = _encoder(tiny_bert, dropout=True).train()
