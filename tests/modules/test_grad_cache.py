@@ -311,9 +311,48 @@ def test_ddp_fit_with_grad_cache_equals_ddp_fit_without(tiny_bert, tmp_path, chu
     for k, v in plain.items():
         torch.testing.assert_close(cached[k], v, atol=1e-5, rtol=1e-4, msg=k)
     initial = _encoder_state(tiny_bert)
-    assert any(not torch.allclose(plain[k], v) for k, v in initial.items() if k in plain)  # training moved them
+    assert any(
+        not torch.allclose(plain[k], v) for k, v in initial.items() if k in plain
+    )  # training moved them
 
 
 def _encoder_state(tiny_bert) -> dict[str, torch.Tensor]:
     emb = _encoder(tiny_bert)
     return {f"embedder.{k}": v for k, v in emb.state_dict().items()}
+
+
+def test_icl_fit_with_grad_cache_equals_plain_fit(tiny_llama, tmp_path, shared_data):
+    """The ICL recipe (decoder + LoRA, few-shot queries) uses the same runner: equal LoRA weights."""
+    from omegaconf import OmegaConf
+
+    from embedlight.train import run
+    from tests.helpers import compose_cfg, write_triplets
+
+    train = write_triplets(str(tmp_path / "train.jsonl"), n=16)
+
+    def fit(name: str, extra: list[str]) -> dict[str, torch.Tensor]:
+        out = tmp_path / name
+        cfg = compose_cfg(
+            [
+                "experiment=icl_tiny",
+                f"backbone.pretrained={tiny_llama}",
+                f"paths.output_dir={out}",
+                f"paths.shared_dir={shared_data}",
+                f"data.sources.retrieval.files=[{train}]",
+                "+data.sources.retrieval.task=find similar text",
+                "callbacks.evaluation=null",
+                "logger=none",
+                "export=false",
+                "trainer.max_steps=3",
+                *extra,
+            ]
+        )
+        OmegaConf.resolve(cfg)
+        run(cfg)
+        return torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    plain = fit("plain", [])
+    cached = fit("gc", ["+module.grad_cache_chunk_size=3"])
+    assert plain and plain.keys() == cached.keys() and all("lora_" in k for k in plain)
+    for k, v in plain.items():
+        torch.testing.assert_close(cached[k], v, atol=1e-5, rtol=1e-4, msg=k)
