@@ -17,8 +17,8 @@ Group contracts:
 * ``loss``: an ``nn.Module`` with ``forward(query (B, D), docs (B*G, D), **batch) -> scalar``; rows
   ``docs[i*G:(i+1)*G]`` belong to query ``i`` and the first of them is its positive. Batch extras
   (``labels`` for scored pairs, ``in_batch_negatives``) are passed as keywords; a loss ignores what
-  it does not use. A loss that trains prefixes of the embedding (``matryoshka``) reports them as
-  ``trained_dims``: the export records them and evaluation reports each.
+  it does not use. A loss that trains prefixes of the embedding (``matryoshka``) reports them with
+  ``trained_dims(embedding_size)``: the export records them and evaluation reports each.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from torch import nn
 
 from embedlight.registry import register
 
+HALVINGS = (1, 2, 4, 8)  # default prefixes: the full size D, D/2, D/4, D/8
+
 
 @register("loss", "matryoshka")
 class MatryoshkaLoss(nn.Module):
@@ -32,9 +34,11 @@ class MatryoshkaLoss(nn.Module):
         inner: Any registered loss (``infonce``, ``cosent``, ...), composed by Hydra
             (``loss=matryoshka_infonce`` or ``loss=matryoshka loss.inner={_target_: ...}``), or its
             config (a mapping with ``_target_``), which is built here with ``inner_settings``.
+            Null: ``infonce`` built with ``inner_settings``.
         dims: Prefix sizes, e.g. ``[384, 256, 128, 64]``; each at most the embedding size. The full
-            size must be listed to train the full vector.
-        weights: One weight per dim (default all 1, as sentence-transformers' ``MatryoshkaLoss``).
+            size must be listed to train the full vector. Null: ``D, D/2, D/4, D/8``.
+        weights: One weight per dim (null: all 1, as sentence-transformers' ``MatryoshkaLoss``);
+            needs explicit ``dims``.
         normalize: L2-normalise each prefix before the inner loss (cosine models; see module doc).
         **inner_settings: Settings of the inner loss given at the top level, e.g. an experiment's
             ``loss.temperature`` (the preset leaves ``inner`` as a config so that they apply).
@@ -42,34 +46,41 @@ class MatryoshkaLoss(nn.Module):
 
     def __init__(
         self,
-        inner: nn.Module | Mapping[str, Any],
-        dims: Sequence[int] = (768, 512, 256, 128, 64),
+        inner: nn.Module | Mapping[str, Any] | None = None,
+        dims: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
         normalize: bool = True,
         **inner_settings: Any,
     ) -> None:
         super().__init__()
-        if isinstance(inner, Mapping):
+        if inner is None:
+            from embedlight.losses.infonce import InfoNCELoss
+
+            inner = InfoNCELoss(**inner_settings)
+        elif isinstance(inner, Mapping):
             from hydra.utils import instantiate
 
             inner = instantiate(inner, **inner_settings)
         elif inner_settings:
             raise TypeError(f"loss: unknown settings {sorted(inner_settings)} (set them on loss.inner)")
-        dims = [int(d) for d in dims]
-        if not dims or any(d < 1 for d in dims):
+        dims = None if dims is None else [int(d) for d in dims]
+        if dims is not None and (not dims or any(d < 1 for d in dims)):
             raise ValueError(f"loss.dims must be positive sizes, got {dims}")
-        weights = [1.0] * len(dims) if weights is None else [float(w) for w in weights]
-        if len(weights) != len(dims):
-            raise ValueError(f"loss.weights has {len(weights)} values for {len(dims)} loss.dims")
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if dims is None or len(weights) != len(dims):
+                count = "no" if dims is None else len(dims)
+                raise ValueError(f"loss.weights has {len(weights)} values for {count} loss.dims")
         self.inner = inner
         self.dims = dims
         self.weights = weights
         self.normalize = normalize
 
-    @property
-    def trained_dims(self) -> list[int]:
-        """The prefix sizes this loss trains (recorded in the export and evaluated one by one)."""
-        return list(self.dims)
+    def trained_dims(self, size: int) -> list[int]:
+        """The prefix sizes trained for embeddings of ``size`` (recorded in the export, evaluated one by one)."""
+        if self.dims is not None:
+            return list(self.dims)
+        return sorted({max(1, size // h) for h in HALVINGS}, reverse=True)
 
     def prefix(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """The first ``dim`` coordinates, re-normalised if ``normalize``, (N, dim)."""
@@ -89,7 +100,9 @@ class MatryoshkaLoss(nn.Module):
         Returns:
             Scalar loss.
         """
+        dims = self.trained_dims(query.size(-1))
+        weights = self.weights or [1.0] * len(dims)
         total = query.new_zeros(())
-        for dim, weight in zip(self.dims, self.weights):
+        for dim, weight in zip(dims, weights):
             total = total + weight * self.inner(self.prefix(query, dim), self.prefix(docs, dim), **batch)
         return total

@@ -52,9 +52,9 @@ class ContrastiveModule(L.LightningModule):
             lambda params: torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
         )
         self.scheduler_factory = scheduler
-        dims = getattr(loss, "trained_dims", None)  # a Matryoshka loss reports the prefixes it trains
-        if dims:
-            embedder.trained_dims = list(dims)
+        trained_dims = getattr(loss, "trained_dims", None)  # a Matryoshka loss reports its prefixes
+        if trained_dims is not None:
+            embedder.trained_dims = trained_dims(embedder.dim)
         self.grad_cache = GradCache(grad_cache_chunk_size) if grad_cache_chunk_size else None
         self.manual = ManualOptimization() if self.grad_cache else None
         self.automatic_optimization = self.manual is None

@@ -100,3 +100,12 @@ def test_truncated_encoder_matches_sentence_transformers_truncate_dim(tiny_bert,
     torch.testing.assert_close(torch.nn.functional.normalize(theirs, dim=-1), ours, atol=1e-5, rtol=1e-5)
     full = module.embedder.encode(texts, kind="query")  # (3, 32)
     assert not torch.allclose(full[:, :8], ours)  # the prefix really was re-normalised
+
+
+def test_default_dims_halve_the_embedding_and_inner_defaults_to_infonce():
+    loss = MatryoshkaLoss(temperature=0.1)
+    assert loss.trained_dims(384) == [384, 192, 96, 48]
+    g = torch.Generator().manual_seed(2)
+    q, d = torch.randn(2, 8, generator=g), torch.randn(4, 8, generator=g)
+    want = sum(_hand_infonce(_unit_prefix(q, k), _unit_prefix(d, k), 0.1) for k in (8, 4, 2, 1))
+    assert loss(q, d).item() == pytest.approx(want, rel=1e-5)
