@@ -50,8 +50,22 @@ def available_bytes() -> int:
     return 0
 
 
-def child(batch: int, chunk: int, query_len: int, passage_len: int, steps: int, threads: int) -> dict:
-    """Build MiniLM and time ``steps`` optimizer steps at global batch ``batch`` (chunk 0 = no GradCache)."""
+def child(
+    batch: int,
+    chunk: int,
+    query_len: int,
+    passage_len: int,
+    steps: int,
+    threads: int,
+    loss_phase: bool = False,
+) -> dict:
+    """Build MiniLM and time ``steps`` optimizer steps at global batch ``batch`` (chunk 0 = no GradCache).
+
+    ``loss_phase``: instead, one real GradCache step at batch ``chunk`` (model, optimizer state, one
+    chunk's activations), then GradCache's full-batch phase at ``batch`` alone: the loss and its
+    gradient over random (batch, D) / (2*batch, D) embeddings. The peak is GradCache's at ``batch``
+    except for the repeated chunk passes, which are each the size of the first.
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -71,6 +85,22 @@ def child(batch: int, chunk: int, query_len: int, passage_len: int, steps: int, 
         ids = torch.randint(1000, vocab, (rows, length))  # (rows, L) ordinary word pieces
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
+    if loss_phase:
+        q, d = features(chunk, query_len), features(2 * chunk, passage_len)
+        GradCache(chunk)(embedder, [q, d], loss_fn, lambda x: x.backward())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        dim = embedder.dim
+        qe = torch.nn.functional.normalize(torch.randn(batch, dim), dim=-1).requires_grad_()  # (B, D)
+        de = torch.nn.functional.normalize(torch.randn(2 * batch, dim), dim=-1).requires_grad_()  # (2B, D)
+        grads = torch.autograd.grad(loss_fn(qe, de), [qe, de])
+        assert all(torch.isfinite(g).all() for g in grads)
+        return {
+            "loss_phase_s": time.perf_counter() - start,
+            "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+
     times = []
     for _ in range(steps):
         q, d = features(batch, query_len), features(2 * batch, passage_len)  # group size 2
@@ -87,14 +117,14 @@ def child(batch: int, chunk: int, query_len: int, passage_len: int, steps: int, 
     return {"step_s": times, "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def run_point(args: argparse.Namespace, batch: int, chunk: int) -> dict:
+def run_point(args: argparse.Namespace, batch: int, chunk: int, loss_phase: bool = False) -> dict:
     """Run one point in a watched child process."""
     cap = min(args.cap_gib * GIB, available_bytes() - 2 * GIB)
     cmd = [
         sys.executable,
         __file__,
         "--child",
-        json.dumps([batch, chunk, args.query_len, args.passage_len, args.steps, args.threads]),
+        json.dumps([batch, chunk, args.query_len, args.passage_len, args.steps, args.threads, loss_phase]),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
@@ -127,10 +157,32 @@ def run_point(args: argparse.Namespace, batch: int, chunk: int) -> dict:
     return result
 
 
+def table(paths: list[str]) -> str:
+    """A markdown table of every point in the result files."""
+    points = [p for path in paths for p in json.load(open(path))["points"]]
+    points.sort(key=lambda p: (p.get("mode", "gradcache" if p["gradcache_chunk"] else "plain"), p["batch"]))
+    ref = next((p for p in points if p["batch"] == 64 and p["gradcache_chunk"] and p["status"] == "ok"), None)
+    lines = [
+        "| mode | global batch | peak RSS (GiB) | x GradCache B=64 | step time (s) | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        mode = p.get("mode", "gradcache" if p["gradcache_chunk"] else "plain")
+        peak = p.get("peak_rss_bytes") or p["poll_peak_rss_bytes"]
+        ratio = f"{peak / ref['peak_rss_bytes']:.2f}" if ref and p["status"] == "ok" else "-"
+        step = p.get("step_s") or ([p["loss_phase_s"]] if "loss_phase_s" in p else [])
+        when = ", ".join(f"{t:.0f}" for t in step) or "-"
+        gib = f"{peak / GIB:.2f}" if p["status"] == "ok" else f"> {p['cap_bytes'] / GIB:.1f}"
+        lines.append(f"| {mode} | {p['batch']} | {gib} | {ratio} | {when} | {p['status']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048, 4096])
-    parser.add_argument("--modes", nargs="+", default=["plain", "gradcache"], choices=["plain", "gradcache"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["plain", "gradcache"], choices=["plain", "gradcache", "loss_phase"]
+    )
     parser.add_argument("--chunk", type=int, default=64, help="GradCache chunk size (texts per forward)")
     parser.add_argument("--query-len", type=int, default=32)
     parser.add_argument("--passage-len", type=int, default=64)
@@ -140,7 +192,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per point")
     parser.add_argument("--out", default="experiments/scale/results.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--table", nargs="+", help="print a markdown table of these result files and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     if args.child:
         print(json.dumps(child(*json.loads(args.child))))
         return
@@ -154,11 +210,11 @@ def main() -> None:
     }
     for mode in args.modes:
         for batch in args.batches:
-            chunk = args.chunk if mode == "gradcache" else 0
-            point = run_point(args, batch, chunk)
+            chunk = 0 if mode == "plain" else args.chunk
+            point = run_point(args, batch, chunk, loss_phase=mode == "loss_phase")
             point["when_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             results["points"] = [
-                p for p in results["points"] if (p["batch"], p["gradcache_chunk"]) != (batch, chunk or None)
+                p for p in results["points"] if (p["batch"], p.get("mode")) != (batch, point["mode"])
             ] + [point]
             tmp = args.out + ".tmp"
             with open(tmp, "w") as fh:
