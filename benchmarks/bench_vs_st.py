@@ -132,13 +132,16 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     from transformers import TrainerCallback
 
     from embedlight.backbones.resolve import resolve_pretrained
-    from embedlight.callbacks.throughput import TokenTally, flops_from_sums
+    from embedlight.callbacks.throughput import TokenTally
+    from embedlight.flops import transformer_flops
 
     t_load = time.perf_counter()
     device = spec.get("device", "cpu")
     model = SentenceTransformer(resolve_pretrained(spec.get("model", MODEL)), device=device)
     model.max_seq_length = spec["max_len"]
     config = model[0].auto_model.config
+    pooler = getattr(model[0].auto_model, "pooler", None)  # BERT's [CLS] head: not an embedding FLOP
+    flops = transformer_flops(model[0].auto_model, config, [pooler] if pooler is not None else [])
     queries, positives = _train_pairs(spec["data_dir"])
     train = datasets.Dataset.from_dict({"anchor": queries, "positive": positives})
     loss = MultipleNegativesRankingLoss(model, scale=1.0 / spec["temperature"])
@@ -190,7 +193,7 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
         "seconds": secs,
         "pairs_per_sec": tally.samples / secs if secs else None,
         "tokens_per_sec": tokens / secs if secs else None,
-        "tflops": flops_from_sums(config, tokens, squared) / secs / 1e12 if secs else None,
+        "tflops": flops.train_flops(tokens, squared) / secs / 1e12 if secs else None,
     }
     result.update(
         framework="sentence-transformers",
@@ -323,7 +326,7 @@ def run_el(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     rss = _peak_rss_mb()
     device = spec.get("device", "cpu")
     with open(os.path.join(workdir, "throughput.json"), encoding="utf-8") as fh:
-        summary = json.load(fh)  # written by ThroughputMonitor(summary_path=...)
+        summary = json.load(fh)  # written by TokenThroughput(summary_path=...)
     result = {
         "framework": "embedlight",
         "overrides": list(spec.get("overrides") or []),

@@ -3,7 +3,7 @@
 Usage::
 
     python -m embedlight.bench_matmul            # print the table
-    python -m embedlight.bench_matmul --save     # also cache it for ThroughputMonitor's MFU
+    python -m embedlight.bench_matmul --save     # also cache it for TokenThroughput's MFU
     python -m embedlight.bench_matmul --json out.json --size 2048 --seconds 2
 
 Square ``n x n @ n x n`` matmuls (2 n^3 FLOPs each), repeated for ``--seconds`` after a warm-up;

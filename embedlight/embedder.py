@@ -16,6 +16,9 @@ from embedlight.data.instructions import render, resolve_template
 from embedlight.data.tokenize import tokenize
 from embedlight.utils import write_json
 
+# the padding side written into exported tokenizers (what sentence-transformers' poolers assume)
+EXPORT_PADDING_SIDE = "right"
+
 
 class Embedder(nn.Module):
     """Composes a backbone and a pooler, optionally L2-normalising the result.
@@ -150,11 +153,18 @@ class Embedder(nn.Module):
         The backbone goes to the root (safetensors + tokenizer); sentence-transformers' module files
         reproduce this pooler, projection head, normalisation and the default prompts.
 
+        The saved tokenizer pads on the right (:data:`EXPORT_PADDING_SIDE`) whatever side training
+        used: older sentence-transformers releases read ``cls``, ``weightedmean`` and
+        ``include_prompt=False`` as if rows were right-padded (6.2, installed here, handles both), and a
+        right-padded row is what every release handles. Embeddings do not depend on the side: the poolers locate real tokens
+        from the attention mask, and decoders count positions over real tokens only (see
+        ``HFDecoder.forward``). The training side is recorded in ``embedlight.json``.
+
         Returns:
             ``directory``.
         """
         os.makedirs(directory, exist_ok=True)
-        self.backbone.save_pretrained(directory)
+        self.backbone.save_pretrained(directory, padding_side=EXPORT_PADDING_SIDE)
         mode = getattr(self.pooler, "st_pooling_mode", None)
         if mode is None:
             raise ValueError(
@@ -175,7 +185,7 @@ class Embedder(nn.Module):
                 "pooling_mode_mean_sqrt_len_tokens": False,
                 "pooling_mode_weightedmean_tokens": mode == "weightedmean",
                 "pooling_mode_lasttoken": mode == "lasttoken",
-                "include_prompt": not self.pooler.exclude_instruction,
+                "include_prompt": self.pooler.st_include_prompt,
             },
         )
         linears = [m for m in self.pooler.head.modules() if isinstance(m, nn.Linear)]
@@ -234,6 +244,8 @@ class Embedder(nn.Module):
                 "exclude_instruction": self.pooler.exclude_instruction,
                 "prompts": self.prompts,
                 "append_eos": bool(getattr(self.backbone, "append_eos", False)),
+                "padding_side": EXPORT_PADDING_SIDE,
+                "training_padding_side": self.backbone.padding_side,
                 "max_length": self.max_length,
                 **self._dims_metadata(),
                 **dict(extra or {}),

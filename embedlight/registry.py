@@ -8,9 +8,9 @@ command line with no YAML file per component.
 Group contracts:
 
 * ``backbone``: an ``nn.Module`` with ``forward(input_ids, attention_mask) -> (B, L, H)`` hidden
-  states, attributes ``hidden_size``, ``tokenizer`` and ``model`` (the Hugging Face model), and
-  ``save_pretrained(dir)``; optionally ``layer_classes`` (its transformer-layer classes, the FSDP
-  wrap and activation-checkpointing units).
+  states, attributes ``hidden_size``, ``tokenizer``, ``model`` (the Hugging Face model) and
+  ``padding_side``, and ``save_pretrained(dir, padding_side=None)``; optionally ``layer_classes``
+  (its transformer-layer classes, the FSDP wrap and activation-checkpointing units).
 * ``pooler``: an ``nn.Module`` with ``bind(hidden_size)`` (builds an optional projection head),
   ``out_dim`` and ``forward(hidden (B, L, H), attention_mask (B, L), instruction_mask (B, L) | None)
   -> (B, D)``.

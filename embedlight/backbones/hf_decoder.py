@@ -39,6 +39,7 @@ from embedlight.backbones.hf_encoder import (
     transformer_layer_classes,
 )
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
+from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.registry import register
 
 log = logging.getLogger(__name__)
@@ -255,14 +256,32 @@ class HFDecoder(nn.Module):
         return trainable, sum(p.numel() for p in self.parameters())
 
     @property
+    def padding_side(self) -> str:
+        """``left`` or ``right``: how this backbone's batches are padded (training and ``encode``)."""
+        return str(self.tokenizer.padding_side)
+
+    @property
     def layer_classes(self) -> tuple[type[nn.Module], ...]:
         """The decoder-layer classes (FSDP auto-wrap and activation checkpointing)."""
         return transformer_layer_classes(self.base_model)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
-        """Return the last hidden states, (B, L, H)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        """Return the last hidden states, (B, L, H).
+
+        Position ids count real tokens only (0 at each row's first real token), so a left-padded row
+        gets the same positions, hence the same states, as the right-padded row that
+        sentence-transformers and plain transformers build from an export.
+        """
+        positions = (attention_mask.long().cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
+        )
         return out.last_hidden_state  # (B, L, H)
+
+    def flop_model(self) -> TransformerFlops:
+        """Training FLOPs per step (see :mod:`embedlight.flops`): with LoRA the frozen base weights
+        cost 4 FLOPs per entry and token (forward + input gradient), the adapters 6."""
+        return transformer_flops(self.model, self.base_model.config)
 
     def merged_state_dict(self) -> dict[str, torch.Tensor]:
         """The base model's state dict with every LoRA delta folded into its weight (non-destructive).
@@ -291,14 +310,20 @@ class HFDecoder(nn.Module):
             state[f"{name}.weight"] = merged.to(weight.dtype).contiguous()
         return state
 
-    def save_pretrained(self, directory: str) -> None:
+    def save_pretrained(self, directory: str, padding_side: str | None = None) -> None:
         """Write the decoder with LoRA merged (safetensors, ``AutoModel``-loadable) and the tokenizer.
 
         The saved tokenizer appends [EOS] by itself so that sentence-transformers (which tokenises on
         its own) pools the same token as training did.
+
+        Args:
+            directory: Output folder.
+            padding_side: Padding side written into the saved tokenizer (None: this backbone's own).
+                The live tokenizer is not changed.
         """
         state = self.merged_state_dict()
         self.base_model.save_pretrained(directory, state_dict=state, safe_serialization=True)
-        tok = copy.deepcopy(self.tokenizer)  # the live tokenizer keeps its post-processor
+        tok = copy.deepcopy(self.tokenizer)  # the live tokenizer keeps its post-processor and side
         add_eos_post_processor(tok)
+        tok.padding_side = padding_side or self.padding_side
         tok.save_pretrained(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from embedlight.backbones.resolve import resolve_pretrained
+from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
 
@@ -143,6 +145,11 @@ class HFEncoder(nn.Module):
             pooler.requires_grad_(False)  # frozen, so DDP does not wait for its gradients
 
     @property
+    def padding_side(self) -> str:
+        """``left`` or ``right``: how this backbone's batches are padded (the tokenizer's side)."""
+        return str(self.tokenizer.padding_side)
+
+    @property
     def layer_classes(self) -> tuple[type[nn.Module], ...]:
         """This model's transformer-layer classes (FSDP auto-wrap and activation checkpointing)."""
         return transformer_layer_classes(self.model)
@@ -152,7 +159,22 @@ class HFEncoder(nn.Module):
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state  # (B, L, H)
 
-    def save_pretrained(self, directory: str) -> None:
-        """Write the model (safetensors) and tokenizer to ``directory``."""
+    def flop_model(self) -> TransformerFlops:
+        """Training FLOPs per step (see :mod:`embedlight.flops`): every block weight, frozen or not,
+        read from the live model; BERT's [CLS] pooler (unused) is left out."""
+        pooler = getattr(self.model, "pooler", None)
+        skip = [pooler] if isinstance(pooler, nn.Module) else []
+        return transformer_flops(self.model, self.model.config, skip)
+
+    def save_pretrained(self, directory: str, padding_side: str | None = None) -> None:
+        """Write the model (safetensors) and tokenizer to ``directory``.
+
+        Args:
+            directory: Output folder.
+            padding_side: Padding side written into the saved tokenizer (None: this backbone's own).
+                The live tokenizer is not changed.
+        """
         self.model.save_pretrained(directory, safe_serialization=True)
-        self.tokenizer.save_pretrained(directory)
+        tok = copy.deepcopy(self.tokenizer)  # the live tokenizer keeps its side
+        tok.padding_side = padding_side or self.padding_side
+        tok.save_pretrained(directory)

@@ -3,6 +3,6 @@
 from embedlight.callbacks.checkpoint_io import AtomicCheckpointIO
 from embedlight.callbacks.evaluation import EvaluationCallback
 from embedlight.callbacks.resume import ExactResume
-from embedlight.callbacks.throughput import ThroughputMonitor
+from embedlight.callbacks.throughput import TokenThroughput
 
-__all__ = ["AtomicCheckpointIO", "EvaluationCallback", "ExactResume", "ThroughputMonitor"]
+__all__ = ["AtomicCheckpointIO", "EvaluationCallback", "ExactResume", "TokenThroughput"]

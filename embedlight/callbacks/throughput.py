@@ -1,11 +1,12 @@
-"""Samples/s, real-token/s and MFU logging.
+"""Samples/s, real-token/s and MFU logging (:class:`TokenThroughput`).
 
 MFU (model FLOPs utilisation) = useful model FLOP/s / the machine's peak FLOP/s. Useful FLOPs are
-counted on real (non-pad) tokens only, PaLM-style (Chowdhery et al., 2022, appendix B): per token
-``6 * N`` for forward + backward through the ``N`` non-embedding weights, plus ``12 * layers * hidden
-* T`` for the attention scores and the weighted sum over the row's ``T`` real tokens. The peak comes
-from config (``callbacks.throughput.peak_tflops``) or from ``python -m embedlight.bench_matmul
---save``, which measures fp32 and bf16 matmul TFLOP/s on this machine and caches them.
+counted on real (non-pad) tokens only, by the FLOP model the trained module reports
+(:mod:`embedlight.flops`): ``pl_module.flop_model()`` if the LightningModule has one (RetroMAE: encoder,
+decoder and MLM heads), else its embedder's ``backbone.flop_model()`` (6 FLOPs per trained weight and
+token, 4 per frozen one as under LoRA, plus attention). The peak comes from config
+(``callbacks.throughput.peak_tflops``) or from ``python -m embedlight.bench_matmul --save``, which
+measures fp32 and bf16 matmul TFLOP/s on this machine and caches them.
 """
 
 from __future__ import annotations
@@ -20,56 +21,16 @@ from typing import Any
 import lightning as L
 import torch
 
+from embedlight.flops import FlopModel
 from embedlight.utils import write_json
 
 log = logging.getLogger(__name__)
-
-GATED_ACTIVATIONS = {"silu", "swiglu", "geglu", "gelu_pytorch_tanh_gated"}
-GATED_MODEL_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "smollm3"}
 
 
 def peak_cache_path() -> str:
     """Where ``python -m embedlight.bench_matmul --save`` stores the measured peaks."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "embedlight", "peak_tflops.json")
-
-
-def non_embedding_params(config: Any) -> int:
-    """Weights of the transformer blocks (attention + MLP matrices) from a Hugging Face config.
-
-    Biases and norms are left out (under 1% of the FLOPs); so are the embeddings (a lookup) and
-    BERT's unused [CLS] pooler.
-    """
-    d = int(config.hidden_size)
-    layers = int(config.num_hidden_layers)
-    heads = int(getattr(config, "num_attention_heads", 1) or 1)
-    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(config, "head_dim", None) or d // heads)
-    ff = int(getattr(config, "intermediate_size", None) or 4 * d)
-    attn = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2  # q, o + k, v
-    act = str(getattr(config, "hidden_act", "") or getattr(config, "hidden_activation", "")).lower()
-    gated = act in GATED_ACTIVATIONS or getattr(config, "model_type", "") in GATED_MODEL_TYPES
-    mlp = (3 if gated else 2) * d * ff
-    return layers * (attn + mlp)
-
-
-def flops_from_sums(config: Any, tokens: float, squared: float) -> float:
-    """Forward + backward model FLOPs from ``sum(T)`` and ``sum(T^2)`` over rows of ``T`` real tokens.
-
-    ``6 * N`` per token, plus ``12 * layers * hidden * T`` per token of a row of ``T`` tokens.
-    """
-    n = non_embedding_params(config)
-    layers = int(config.num_hidden_layers)
-    d = int(getattr(config, "num_attention_heads", 1)) * int(
-        getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    )
-    return float(6 * n * tokens + 12 * layers * d * squared)
-
-
-def train_flops(config: Any, lengths: torch.Tensor) -> float:
-    """Forward + backward model FLOPs for rows of ``lengths`` real tokens each (see :func:`flops_from_sums`)."""
-    lengths = lengths.to(torch.float64)
-    return flops_from_sums(config, float(lengths.sum()), float((lengths * lengths).sum()))
 
 
 class TokenTally:
@@ -145,19 +106,16 @@ def _precision_key(precision: Any) -> str:
     return "fp32"
 
 
-def _backbone_config(pl_module: Any) -> Any:
-    for path in ("embedder.backbone.model.config", "backbone.model.config", "model.config"):
-        obj = pl_module
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if obj is not None and hasattr(obj, "hidden_size") and hasattr(obj, "num_hidden_layers"):
-            return obj
-    return None
+def resolve_flop_model(pl_module: Any) -> FlopModel | None:
+    """The FLOP model the module reports: its own ``flop_model()``, else its embedder backbone's."""
+    report = getattr(pl_module, "flop_model", None)
+    if report is None:
+        backbone = getattr(getattr(pl_module, "embedder", None), "backbone", None)
+        report = getattr(backbone, "flop_model", None)
+    return report() if callable(report) else None
 
 
-class ThroughputMonitor(L.Callback):
+class TokenThroughput(L.Callback):
     """Logs ``throughput/samples_per_sec`` (queries, i.e. training pairs), ``throughput/tokens_per_sec``
     (real tokens only), ``throughput/pad_fraction`` and ``throughput/mfu``, averaged over ``window``
     steps, wall clock between step ends (data loading included).
@@ -189,7 +147,7 @@ class ThroughputMonitor(L.Callback):
         self._window = TokenTally()  # the steps since the last window end
         self._run = TokenTally()  # every closed window
         self._run_seconds = 0.0
-        self._config: Any = None
+        self._flops: FlopModel | None = None
         self._peak: float | None = None
         self.first_step_seconds: float | None = None
         self.last: dict[str, float] = {}
@@ -209,14 +167,13 @@ class ThroughputMonitor(L.Callback):
         return float(peak) * 1e12 if peak else None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._config = _backbone_config(pl_module)
+        self._flops = resolve_flop_model(pl_module)
         self._peak = self._resolve_peak(trainer)
-        if self._config is not None:
-            log.info(
-                "throughput: %.1fM non-embedding params, MFU peak %s",
-                non_embedding_params(self._config) / 1e6,
-                f"{self._peak / 1e12:.3f} TFLOP/s" if self._peak else "unknown (no MFU)",
-            )
+        log.info(
+            "throughput: FLOP model %s, MFU peak %s",
+            self._flops if self._flops is not None else "none reported (no MFU)",
+            f"{self._peak / 1e12:.3f} TFLOP/s" if self._peak else "unknown (no MFU)",
+        )
 
     @staticmethod
     def _sync(pl_module: L.LightningModule) -> float:
@@ -264,8 +221,8 @@ class ThroughputMonitor(L.Callback):
             "throughput/tokens_per_sec": tokens * world / seconds if seconds else 0.0,
             "throughput/pad_fraction": 1.0 - tokens / max(1, tally.slots),
         }
-        if self._config is not None and seconds:
-            flops = flops_from_sums(self._config, tokens, squared)
+        if self._flops is not None and seconds:
+            flops = self._flops.train_flops(tokens, squared)
             out["throughput/tflops"] = flops * world / seconds / 1e12
             if self._peak:
                 out["throughput/mfu"] = flops / seconds / self._peak

@@ -36,6 +36,7 @@ from transformers.activations import ACT2FN
 
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.embedder import Embedder
+from embedlight.flops import SumFlops, TokenFlops, TransformerFlops, matrix_weights
 from embedlight.modules.masking import (
     IGNORE_INDEX,
     apply_mlm_mask,
@@ -440,6 +441,24 @@ class RetroMAEModule(L.LightningModule):
                 "the training data has no length (streaming): set trainer.max_steps for the schedule"
             )
         return configure(self, self.optimizer_factory, self.scheduler_factory, total)
+
+    def flop_model(self) -> SumFlops:
+        """Training FLOPs per step for MFU (see :mod:`embedlight.flops`): the encoder, the MLM head
+        on the masked encoder tokens, the one-layer decoder over every real token, and the MLM head
+        on the decoder's targets (expected shares: ``encoder_mask_ratio``; ``basic``
+        ``decoder_mask_ratio``, ``enhanced`` every token but slot 0, counted as all)."""
+        hidden = int(self.backbone.hidden_size)
+        head = TokenFlops(self.mlm_head.dense.weight.numel() + self.vocab_size * hidden)  # H*H + V*H
+        decoder = TransformerFlops(*matrix_weights(self.decoder), layers=1, attention_width=hidden)
+        decoder_share = self.decoder_mask_ratio if self.mode == "basic" else 1.0
+        return SumFlops(
+            [
+                self.backbone.flop_model(),
+                TokenFlops(head.weights, share=self.encoder_mask_ratio),
+                decoder,
+                TokenFlops(head.weights, share=decoder_share),
+            ]
+        )
 
     def export(self, directory: str) -> str:
         """Write the encoder (transformers + sentence-transformers, [CLS] pooling, normalised) and the MLM head.

@@ -18,6 +18,9 @@ class Pooler(nn.Module):
 
     # name of the sentence-transformers Pooling mode this pooler exports as (None: not exportable)
     st_pooling_mode: str | None = None
+    # whether pooling reads the pooling mask (so that ``exclude_instruction`` changes the result);
+    # single-token poolers ([CLS], last token) pick their token from the attention mask alone
+    averages_tokens: bool = True
 
     def __init__(
         self,
@@ -45,6 +48,16 @@ class Pooler(nn.Module):
                 nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, out)
             )
         return self
+
+    @property
+    def st_include_prompt(self) -> bool:
+        """sentence-transformers' ``include_prompt`` that reproduces this pooler.
+
+        False only where instruction tokens are really left out: an averaging pooler with
+        ``exclude_instruction``. sentence-transformers' ``cls`` would move to the first token after
+        the prompt, which this package's [CLS] pooler never does.
+        """
+        return not (self.exclude_instruction and self.averages_tokens)
 
     @property
     def out_dim(self) -> int:

@@ -17,6 +17,7 @@ class LastTokenPooler(Pooler):
     """
 
     st_pooling_mode = "lasttoken"
+    averages_tokens = False  # one token, chosen by the attention mask; instructions do not move it
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         seq_len = attention_mask.size(1)

@@ -62,9 +62,43 @@ def test_last_token_pooling_picks_the_eos_state(tiny_llama, side):
 def test_left_and_right_padding_give_the_same_embeddings(tiny_llama):
     out = {}
     for side in ("left", "right"):
-        emb = Embedder(decoder(tiny_llama, side), LastTokenPooler(), max_length=32)
+        bb = decoder(tiny_llama, side)
+        assert bb.padding_side == side
+        emb = Embedder(bb, LastTokenPooler(), max_length=32)
         out[side] = emb.encode(TEXTS, batch_size=4)
-    torch.testing.assert_close(out["left"], out["right"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out["left"], out["right"], atol=1e-6, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tiny_llama, tmp_path_factory) -> str:
+    """A 2-layer GPT-2 (learned absolute positions) with the tiny Llama's tokenizer."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2Model
+
+    folder = str(tmp_path_factory.mktemp("tiny_gpt2"))
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    GPT2Model(config).save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_left_padding_counts_positions_over_real_tokens(tiny_gpt2):
+    """With absolute position embeddings a left-padded row only matches its right-padded twin (and an
+    export, which pads on the right) if positions start at the first real token."""
+    out = {}
+    for side in ("left", "right"):
+        bb = HFDecoder(tiny_gpt2, lora=False, padding_side=side)
+        out[side] = Embedder(bb, LastTokenPooler(), max_length=32).encode(TEXTS, batch_size=4)
+    torch.testing.assert_close(out["left"], out["right"], atol=1e-6, rtol=1e-6)
 
 
 def test_only_lora_parameters_get_gradients(tiny_llama):

@@ -29,45 +29,92 @@ def test_fit_writes_metrics_checkpoint_and_export(tiny_bert, tmp_path):
     assert logs and "train/loss" in open(logs[0]).read()
 
 
-@pytest.mark.parametrize(
-    "pooler_overrides",
-    [
-        ["pooler=mean"],
-        [
-            "pooler=mean",
-            "pooler.exclude_instruction=true",
-            "embedder.query_instruction=e5",
-            "embedder.doc_instruction=e5",
-        ],
-        ["pooler=cls", "pooler.projection=linear", "pooler.projection_dim=16"],
-        ["pooler=weighted_mean", "pooler.projection=mlp"],
-        ["pooler=last_token", "embedder.normalize=false"],
-    ],
-    ids=["mean", "mean-instructor", "cls-linear", "wmean-mlp", "last-raw"],
-)
-def test_export_matches_in_sentence_transformers_and_automodel(tiny_bert, tmp_path, pooler_overrides):
-    from sentence_transformers import SentenceTransformer
-    from transformers import AutoModel
+EXPORT_TEXTS = [
+    "the cat",
+    "what is the news in sport and business today ?",
+    "a big red dog is fast",
+    "blue",
+]  # different lengths: every batch is padded
+INSTRUCTION = "represent this sentence for searching relevant passages : "
 
-    cfg = compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), extra=pooler_overrides))
-    module, _ = build(cfg)
+
+def _export_backbone(arch: str, path: str):
+    from embedlight.backbones.hf_decoder import HFDecoder
+    from embedlight.backbones.hf_encoder import HFEncoder
+
+    torch.manual_seed(0)
+    if arch == "bert":
+        return HFEncoder(path)
+    bb = HFDecoder(path, lora_r=4, lora_alpha=8, lora_dropout=0.0)  # pads on the left, as trained
+    assert bb.padding_side == "left"
+    return bb
+
+
+@pytest.mark.parametrize("exclude_instruction", [False, True], ids=["with-prompt", "without-prompt"])
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_export_matches_in_sentence_transformers_and_automodel(
+    arch, exclude_instruction, tiny_bert, tiny_llama, tmp_path
+):
+    """Every registered pooler x both backbones x include_prompt on/off: the export reproduces
+    ``Embedder.encode`` in sentence-transformers (padded batches, left-padded decoder)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    from embedlight.embedder import Embedder
+    from embedlight.registry import get, registered
+
+    path = {"bert": tiny_bert, "llama": tiny_llama}[arch]
+    names = sorted(registered("pooler"))
+    assert {"cls", "mean", "weighted_mean", "last_token"} <= set(names)
+    for i, name in enumerate(names):
+        projection = (None, "linear", "mlp")[i % 3]
+        pooler = get("pooler", name)(exclude_instruction=exclude_instruction, projection=projection)
+        emb = Embedder(
+            _export_backbone(arch, path),
+            pooler,
+            normalize=i % 2 == 0,
+            query_instruction=INSTRUCTION,
+            doc_instruction="passage : ",
+            max_length=32,
+        )
+        with torch.no_grad():  # perturb the head so that an identity-like head would not pass by luck
+            for p in emb.pooler.head.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        export = emb.export(str(tmp_path / f"{arch}-{name}"))
+        assert AutoTokenizer.from_pretrained(export).padding_side == "right"
+        meta = json.loads(open(os.path.join(export, "embedlight.json")).read())
+        assert meta["training_padding_side"] == emb.backbone.padding_side
+        st = SentenceTransformer(export, device="cpu")
+        for kind in ("query", "document"):
+            ours = emb.encode(EXPORT_TEXTS, kind=kind, batch_size=4)
+            theirs = st.encode(EXPORT_TEXTS, prompt_name=kind, convert_to_tensor=True, batch_size=4).cpu()
+            torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5, msg=f"{name} {kind}")
+    if arch == "bert":  # the backbone alone, through plain transformers
+        hf = AutoModel.from_pretrained(export).eval()
+        batch = emb.tokenizer(EXPORT_TEXTS, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            emb.eval()
+            ref = emb.backbone(batch["input_ids"], batch["attention_mask"])
+            torch.testing.assert_close(hf(**batch).last_hidden_state, ref)
+
+
+def test_export_through_hydra_build(tiny_bert, tmp_path):
+    """The trainer's own export path (``build`` from config) with an INSTRUCTOR-style pooler."""
+    from sentence_transformers import SentenceTransformer
+
+    extra = [
+        "pooler=mean",
+        "pooler.exclude_instruction=true",
+        "embedder.query_instruction=e5",
+        "embedder.doc_instruction=e5",
+    ]
+    module, _ = build(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), extra=extra)))
     emb = module.embedder
-    with torch.no_grad():  # perturb the head so that an identity-like head would not pass by luck
-        for p in emb.pooler.head.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    export = emb.export(str(tmp_path / "export"))
-    texts = ["the cat is big", "a small green bird", "news"]
-    st = SentenceTransformer(export, device="cpu")
-    for kind, prompt_name in (("query", "query"), ("document", "document")):
-        ours = emb.encode(texts, kind=kind)
-        theirs = st.encode(texts, prompt_name=prompt_name, convert_to_tensor=True).cpu()
+    st = SentenceTransformer(emb.export(str(tmp_path / "export")), device="cpu")
+    for kind in ("query", "document"):
+        ours = emb.encode(EXPORT_TEXTS, kind=kind)
+        theirs = st.encode(EXPORT_TEXTS, prompt_name=kind, convert_to_tensor=True).cpu()
         torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
-    hf = AutoModel.from_pretrained(export).eval()
-    batch = emb.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        emb.eval()
-        ref = emb.backbone(batch["input_ids"], batch["attention_mask"])
-        torch.testing.assert_close(hf(**batch).last_hidden_state, ref)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -93,8 +140,9 @@ def test_resume_is_exact(tiny_bert, tmp_path, workers):
     sa = torch.load(a / "out" / "checkpoints" / "last.ckpt", weights_only=True)
     sb = torch.load(b / "out" / "checkpoints" / "last.ckpt", weights_only=True)
     assert sa["global_step"] == sb["global_step"] == 4
-    for k, v in sa["state_dict"].items():
-        torch.testing.assert_close(sb["state_dict"][k], v, msg=f"{k} differs after resume")
+    assert sa["state_dict"].keys() == sb["state_dict"].keys()
+    for k, v in sa["state_dict"].items():  # fp32 on the CPU: bit-identical, not merely close
+        assert torch.equal(sb["state_dict"][k], v), f"{k} differs after resume"
 
 
 def test_malformed_training_file_names_line_and_field(tiny_bert, tmp_path):
