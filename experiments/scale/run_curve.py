@@ -143,6 +143,7 @@ def run_point(args: argparse.Namespace, batch: int, chunk: int, loss_phase: bool
     result = {
         "batch": batch,
         "gradcache_chunk": chunk or None,
+        "mode": "loss_phase" if loss_phase else ("gradcache" if chunk else "plain"),
         "cap_bytes": int(cap),
         "poll_peak_rss_bytes": peak,
     }
@@ -157,17 +158,24 @@ def run_point(args: argparse.Namespace, batch: int, chunk: int, loss_phase: bool
     return result
 
 
+def point_mode(p: dict) -> str:
+    """``plain``, ``gradcache`` or ``loss_phase`` (older records carry no ``mode``)."""
+    return p.get("mode", "gradcache" if p["gradcache_chunk"] else "plain")
+
+
 def table(paths: list[str]) -> str:
     """A markdown table of every point in the result files."""
     points = [p for path in paths for p in json.load(open(path))["points"]]
-    points.sort(key=lambda p: (p.get("mode", "gradcache" if p["gradcache_chunk"] else "plain"), p["batch"]))
-    ref = next((p for p in points if p["batch"] == 64 and p["gradcache_chunk"] and p["status"] == "ok"), None)
+    points.sort(key=lambda p: (point_mode(p), p["batch"]))
+    ref = next(
+        (p for p in points if p["batch"] == 64 and point_mode(p) == "gradcache" and p["status"] == "ok"), None
+    )
     lines = [
         "| mode | global batch | peak RSS (GiB) | x GradCache B=64 | step time (s) | status |",
         "|---|---|---|---|---|---|",
     ]
     for p in points:
-        mode = p.get("mode", "gradcache" if p["gradcache_chunk"] else "plain")
+        mode = point_mode(p)
         peak = p.get("peak_rss_bytes") or p["poll_peak_rss_bytes"]
         ratio = f"{peak / ref['peak_rss_bytes']:.2f}" if ref and p["status"] == "ok" else "-"
         step = p.get("step_s") or ([p["loss_phase_s"]] if "loss_phase_s" in p else [])
@@ -214,7 +222,9 @@ def main() -> None:
             point = run_point(args, batch, chunk, loss_phase=mode == "loss_phase")
             point["when_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
             results["points"] = [
-                p for p in results["points"] if (p["batch"], p.get("mode")) != (batch, point["mode"])
+                p
+                for p in results["points"]
+                if (p["batch"], p.get("mode", point_mode(p))) != (batch, point["mode"])
             ] + [point]
             tmp = args.out + ".tmp"
             with open(tmp, "w") as fh:
