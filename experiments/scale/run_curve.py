@@ -171,7 +171,7 @@ def table(paths: list[str]) -> str:
         (p for p in points if p["batch"] == 64 and point_mode(p) == "gradcache" and p["status"] == "ok"), None
     )
     lines = [
-        "| mode | global batch | peak RSS (GiB) | x GradCache B=64 | step time (s) | status |",
+        "| mode | global batch | peak RSS (GiB) | x GradCache B=64 | time (s): step; loss_phase: that phase alone | status |",
         "|---|---|---|---|---|---|",
     ]
     for p in points:
