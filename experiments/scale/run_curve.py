@@ -180,7 +180,9 @@ def table(paths: list[str]) -> str:
         ratio = f"{peak / ref['peak_rss_bytes']:.2f}" if ref and p["status"] == "ok" else "-"
         step = p.get("step_s") or ([p["loss_phase_s"]] if "loss_phase_s" in p else [])
         when = ", ".join(f"{t:.0f}" for t in step) or "-"
-        gib = f"{peak / GIB:.2f}" if p["status"] == "ok" else f"> {p['cap_bytes'] / GIB:.1f}"
+        gib = f"{peak / GIB:.2f}" if p["status"] == "ok" else "-"
+        if p["status"].startswith("killed"):
+            gib = f"> {p['cap_bytes'] / GIB:.1f}"
         lines.append(f"| {mode} | {p['batch']} | {gib} | {ratio} | {when} | {p['status']} |")
     return "\n".join(lines)
 
