@@ -48,6 +48,7 @@ class EvaluationCallback(L.Callback):
         self.after = after
         self.every_n_steps = every_n_steps
         self.results: dict[str, dict[str, float]] = {}
+        self._done: set[str] = set()  # phases evaluated (on every rank; results live on rank 0)
 
     @property
     def evaluators(self) -> list[Evaluator]:
@@ -59,6 +60,9 @@ class EvaluationCallback(L.Callback):
         return self._evaluators
 
     def _run(self, trainer: L.Trainer, pl_module: L.LightningModule, phase: str) -> None:
+        # every rank records the phase, so that the decisions below are the same on all ranks (only
+        # rank 0 fills `results`); a rank that skipped a barrier the others entered would hang the run
+        self._done.add(phase)
         if trainer.is_global_zero and self._specs:
             log.info("evaluation (%s training)", phase)
             self.results[phase] = evaluate_dims(self.evaluators, pl_module.embedder)
@@ -76,14 +80,21 @@ class EvaluationCallback(L.Callback):
         write_json(self.output_path, self.results)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.before and "before" not in self.results:
+        if self.before and "before" not in self._done:
             self._run(trainer, pl_module, "before")
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        # called once per micro-batch: with accumulate_grad_batches > 1 the same global_step recurs,
+        # and before the first optimizer step it is 0; decide on values equal on every rank
         step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and f"step_{step}" not in self.results:
+        if (
+            self.every_n_steps
+            and step > 0
+            and step % self.every_n_steps == 0
+            and f"step_{step}" not in self._done
+        ):
             self._run(trainer, pl_module, f"step_{step}")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -91,10 +102,11 @@ class EvaluationCallback(L.Callback):
             self._run(trainer, pl_module, "after")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"results": self.results}
+        return {"results": self.results, "done": sorted(self._done)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.results = dict(state_dict.get("results", {}))
+        self._done = set(state_dict.get("done", self.results))
 
 
 def evaluate_dims(evaluators: Sequence[Evaluator], embedder: Any) -> dict[str, float]:

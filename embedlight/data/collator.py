@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,11 +15,36 @@ from embedlight.data.mixture import Source
 from embedlight.data.tokenize import tokenize
 
 
+def text_hash(texts: Sequence[str]) -> torch.Tensor:
+    """Stable 64-bit ids of ``texts``, (N,) int64: equal texts, equal ids, on every rank and run.
+
+    (Python's ``hash`` of a string is salted per process, so ranks would disagree.)
+    """
+    ids = [
+        int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+        for t in texts
+    ]
+    return torch.tensor(ids, dtype=torch.long)  # (N,)
+
+
+def text_hashes(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """``query_hash`` (B,) and ``doc_hash`` (B*G,) of triplet rows: the raw texts, before instructions.
+
+    The loss uses them to keep duplicate texts (a repeated row, a shared positive) from acting as
+    each other's negatives.
+    """
+    return {
+        "query_hash": text_hash([r["query"] for r in rows]),  # (B,)
+        "doc_hash": text_hash([d for r in rows for d in r["docs"]]),  # (B*G,)
+    }
+
+
 class ContrastiveCollator:
     """Turns rows from :class:`~embedlight.data.mixture.MixtureDataset` into model inputs.
 
     Triplet batches give ``query`` (B rows) and ``docs`` (B*G rows, positive first per group);
-    scored-pair batches give ``query`` (text1), ``docs`` (text2) and ``labels`` (B,).
+    scored-pair batches give ``query`` (text1), ``docs`` (text2) and ``labels`` (B,). Triplet batches
+    also carry ``query_hash`` (B,) and ``doc_hash`` (B*G,) text ids (see :func:`text_hashes`).
 
     Args:
         tokenizer: The backbone's tokenizer.
@@ -83,4 +109,5 @@ class ContrastiveCollator:
             "query": self._tok([r["query"] for r in rows], q_instr, self.query_max_len),
             "docs": self._tok(docs, d_instr, self.passage_max_len),
             "in_batch_negatives": source.in_batch_negatives,
+            **text_hashes(rows),
         }

@@ -31,7 +31,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.collator import ContrastiveCollator
+from embedlight.data.collator import ContrastiveCollator, text_hashes
 from embedlight.data.datamodule import ContrastiveDataModule
 from embedlight.data.jsonl import PAIRS
 from embedlight.data.mixture import Source
@@ -410,6 +410,7 @@ class ICLCollator(ContrastiveCollator):
             "query": self._tok(texts, prefixes, self.query_max_len),
             "docs": self._tok(docs, d_instr, self.passage_max_len),
             "in_batch_negatives": source.in_batch_negatives,
+            **text_hashes(rows),  # raw query texts: the examples do not make a duplicate distinct
             "icl": {k: after[k] - before[k] for k in ("kept", "dropped", "truncated", "all_dropped")},
         }
 

@@ -7,7 +7,6 @@ are reproducible and a resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -116,19 +115,27 @@ def row_lengths(source: Source) -> list[int]:
 
 
 class MixtureBatchSampler(Sampler[list[Key]]):
-    """Per-epoch batches over a weighted mixture of sources.
+    """Per-epoch batches over a weighted mixture of sources, with all data-parallel ranks in step.
 
     Batches never mix schemas (triplets vs scored pairs) nor in-batch-negative settings; with
     ``one_source_per_batch`` they never mix sources either (FlagEmbedding's ``same_dataset_within_batch``).
-    Under data parallelism each rank takes every ``world_size``-th batch of one global order, and the
-    count is truncated so that all ranks step together.
+    Under data parallelism the epoch is cut into *global* batches of ``world_size * batch_size`` rows,
+    each from one bucket, and rank ``r`` takes rows ``[r*B, (r+1)*B)`` of every global batch: at every
+    step all ranks train on the same bucket (the same loss, the same collectives), and every rank has
+    the same number of batches. The global batches depend on ``world_size * batch_size`` only, so a
+    1-process run with ``batch_size = W*B`` sees exactly the union of the ranks' batches.
+
+    Within a global batch a row is not repeated while the bucket has enough distinct rows (weights
+    above 1 repeat a source; a repeated row would score its positive as its own negative): a repeat is
+    deferred to a later batch of the same bucket (see :func:`distinct_chunks`).
 
     Args:
         sources: The sources.
         batch_size: Queries per batch per rank.
         one_source_per_batch: Draw each batch from one source.
         seed: Base seed; epoch ``e`` is a pure function of ``(seed, e)``.
-        drop_last: Drop a bucket's last incomplete batch (keeps shapes equal across ranks).
+        drop_last: Drop a bucket's last incomplete batch (keeps shapes equal across ranks); must be
+            True when ``world_size > 1``.
         rank: This process's data-parallel rank.
         world_size: Number of data-parallel ranks.
         group_by_length: Less padding: after the epoch's shuffle, cut each bucket into mega-batches of
@@ -151,6 +158,10 @@ class MixtureBatchSampler(Sampler[list[Key]]):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if world_size > 1 and not drop_last:
+            raise ValueError("drop_last=False cannot split a bucket's last partial batch over several ranks")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.sources = list(sources)
         self.batch_size = batch_size
         self.one_source_per_batch = one_source_per_batch
@@ -163,6 +174,11 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         self._lengths: list[list[int]] | None = None
         self.epoch = 0
         self._skip = 0
+
+    @property
+    def global_batch_size(self) -> int:
+        """Rows per step over all ranks: ``world_size * batch_size``."""
+        return self.world_size * self.batch_size
 
     def lengths(self) -> list[list[int]]:
         """Per source, per row: a length proxy in characters (query + mean positive, or both texts)."""
@@ -178,13 +194,22 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         """Skip the first ``n`` batches of the next iteration (mid-epoch resume)."""
         self._skip = n
 
-    def _bucket(self, idx: int) -> Any:
+    def bucket(self, idx: int) -> Any:
+        """The bucket of source ``idx``: its index, or its ``(kind, in_batch_negatives)``."""
         s = self.sources[idx]
         return idx if self.one_source_per_batch else (s.kind, s.in_batch_negatives)
 
+    def _bucket_sizes(self) -> dict[Any, int]:
+        sizes: dict[Any, int] = {}
+        for s_idx, source in enumerate(self.sources):
+            key = self.bucket(s_idx)
+            sizes[key] = sizes.get(key, 0) + int(round(len(source) * source.weight))
+        return sizes
+
     def global_batches(self, epoch: int) -> list[list[Key]]:
-        """All batches of ``epoch`` over every rank, in order."""
+        """All global batches (``world_size * batch_size`` rows each) of ``epoch``, in order."""
         rng = random.Random(self.seed * 1_000_003 + epoch)
+        size = self.global_batch_size
         buckets: dict[Any, list[Key]] = {}
         for s_idx, source in enumerate(self.sources):
             n = len(source)
@@ -194,37 +219,83 @@ class MixtureBatchSampler(Sampler[list[Key]]):
                 perm = list(range(n))
                 rng.shuffle(perm)
                 order.extend(perm)
-            buckets.setdefault(self._bucket(s_idx), []).extend((epoch, s_idx, r) for r in order[:want])
+            buckets.setdefault(self.bucket(s_idx), []).extend((epoch, s_idx, r) for r in order[:want])
         batches: list[list[Key]] = []
         lengths = self.lengths() if self.group_by_length else None
         for keys in buckets.values():
             rng.shuffle(keys)
             if lengths is not None:
-                mega = self.batch_size * self.megabatch_mult
+                mega = size * self.megabatch_mult
                 keys = [
                     k
                     for start in range(0, len(keys), mega)
                     for k in sorted(keys[start : start + mega], key=lambda k: -lengths[k[1]][k[2]])
                 ]
-            for start in range(0, len(keys), self.batch_size):
-                chunk = keys[start : start + self.batch_size]
-                if len(chunk) == self.batch_size or not self.drop_last:
+            for chunk in distinct_chunks(keys, size):
+                if len(chunk) == size or not self.drop_last:
                     batches.append(chunk)
         rng.shuffle(batches)
-        usable = len(batches) - len(batches) % self.world_size
-        return batches[:usable]
+        return batches
 
     def __iter__(self) -> Iterator[list[Key]]:
         skip, self._skip = self._skip, 0
-        mine = self.global_batches(self.epoch)[self.rank :: self.world_size]
-        yield from mine[skip:]
+        lo, hi = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        for batch in self.global_batches(self.epoch)[skip:]:
+            yield batch[lo:hi]
 
     def __len__(self) -> int:
-        total = 0
-        per_bucket: dict[Any, int] = {}
-        for s_idx, source in enumerate(self.sources):
-            key = self._bucket(s_idx)
-            per_bucket[key] = per_bucket.get(key, 0) + int(round(len(source) * source.weight))
-        for n in per_bucket.values():
-            total += n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-        return total // self.world_size
+        size = self.global_batch_size
+        ceil = not self.drop_last
+        return sum((n + size - 1) // size if ceil else n // size for n in self._bucket_sizes().values())
+
+
+def distinct_chunks(keys: Sequence[Key], size: int, max_deferred: int | None = None) -> list[list[Key]]:
+    """Cut ``keys`` into chunks of ``size`` in which no ``(source, row)`` appears twice, where possible.
+
+    Walks ``keys`` in order; a key whose row is already in the current chunk is deferred and placed
+    first in a later chunk that does not hold it yet. Every key lands in exactly one chunk, so the
+    chunk count equals that of plain slicing (the last chunk may be short). Repeats are allowed only
+    when they cannot be avoided: the bucket has fewer distinct rows than ``size``, or more than
+    ``max_deferred`` keys (default ``4 * size``) wait (this bounds the work per chunk).
+
+    Args:
+        keys: ``(epoch, source, row)`` keys in sampling order.
+        size: Chunk size (the global batch size).
+        max_deferred: Cap on waiting keys before repeats are let in.
+
+    Returns:
+        The chunks, in order.
+    """
+    cap = 4 * size if max_deferred is None else max_deferred
+    if len({k[1:] for k in keys}) < size:  # too few distinct rows: repeats are unavoidable
+        return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+    chunks: list[list[Key]] = []
+    deferred: list[Key] = []
+    stream = iter(keys)
+    exhausted = False
+    while not exhausted or deferred:
+        chunk: list[Key] = []
+        seen: set[tuple[int, int]] = set()
+        waiting: list[Key] = []
+        for k in deferred:  # earlier repeats first
+            if len(chunk) < size and k[1:] not in seen:
+                chunk.append(k)
+                seen.add(k[1:])
+            else:
+                waiting.append(k)
+        deferred = waiting
+        while len(chunk) < size and not exhausted:
+            k = next(stream, None)
+            if k is None:
+                exhausted = True
+            elif k[1:] not in seen or len(deferred) >= cap:
+                chunk.append(k)
+                seen.add(k[1:])
+            else:
+                deferred.append(k)
+        if exhausted and len(chunk) < size and deferred:  # only repeats are left: let them in
+            while len(chunk) < size and deferred:
+                chunk.append(deferred.pop(0))
+        if chunk:
+            chunks.append(chunk)
+    return chunks

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from embedlight.data.jsonl import PAIRS
-from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
+from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source, distinct_chunks
 
 
 def _triplets(n, tag, negs=3):
@@ -52,11 +52,83 @@ def test_epoch_is_deterministic_and_epochs_differ():
 
 
 def test_ranks_partition_the_epoch_evenly():
-    full = MixtureBatchSampler(_sources(), 4, world_size=1).global_batches(0)
+    full = MixtureBatchSampler(_sources(), 12, world_size=1).global_batches(0)
     shards = [list(MixtureBatchSampler(_sources(), 4, rank=r, world_size=3)) for r in range(3)]
     assert len({len(s) for s in shards}) == 1
-    assert sum(len(s) for s in shards) == len(full) - len(full) % 3
+    assert len(shards[0]) == len(full)
     assert len(shards[0]) == len(MixtureBatchSampler(_sources(), 4, world_size=3))
+    # the ranks' slices of step i are exactly the 1-process global batch i of W*B rows
+    assert [a + b + c for a, b, c in zip(*shards)] == full
+
+
+def _bucket_of(sources, batch):
+    kinds = {(sources[k[1]].kind, sources[k[1]].in_batch_negatives) for k in batch}
+    assert len(kinds) == 1
+    return kinds.pop()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_all_ranks_draw_the_same_bucket_at_every_step(world):
+    # the issue's setup: a source with in-batch negatives, one without, and scored pairs
+    sources = [
+        Source("inb", _triplets(70, "i")),
+        Source("noinb", _triplets(50, "n"), in_batch_negatives=False),
+        Source("pairs", [{"text1": f"x{i}", "text2": f"y{i}", "score": 1.0} for i in range(40)], kind=PAIRS),
+    ]
+    for epoch in range(3):
+        shards = []
+        for r in range(world):
+            sampler = MixtureBatchSampler(sources, 4, rank=r, world_size=world)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+        assert len({len(s) for s in shards}) == 1 and len(shards[0]) == len(sampler)
+        steps = list(zip(*shards))
+        assert len({_bucket_of(sources, b) for b in shards[0]}) == 3  # all three kinds occur
+        for step in steps:
+            assert len({_bucket_of(sources, b) for b in step}) == 1  # every rank, same bucket
+            assert all(len(b) == 4 for b in step)
+
+
+def test_one_source_per_global_batch_under_ddp():
+    shards = [list(MixtureBatchSampler(_sources(), 2, True, rank=r, world_size=2)) for r in (0, 1)]
+    for a, b in zip(*shards):
+        assert len({k[1] for k in a + b}) == 1
+
+
+def test_no_row_repeats_within_a_global_batch():
+    # the issue's case: 100 rows at weight 5, global batch 32 (2 ranks x 16)
+    sources = [Source("a", _triplets(100, "a"), weight=5.0)]
+    shards = [list(MixtureBatchSampler(sources, 16, rank=r, world_size=2)) for r in (0, 1)]
+    steps = [a + b for a, b in zip(*shards)]
+    assert len(steps) == 500 // 32
+    assert all(len({k[1:] for k in batch}) == 32 for batch in steps)
+    counts = Counter(k[2] for batch in steps for k in batch)
+    assert sum(counts.values()) == 32 * (500 // 32) and max(counts.values()) <= 5
+
+
+def test_distinct_chunks_defers_repeats_and_keeps_every_key():
+    keys = [(0, 0, r) for r in [0, 0, 1, 2, 1, 3, 4, 5, 2, 6]]
+    chunks = distinct_chunks(keys, 3)
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    assert sorted(k for c in chunks for k in c) == sorted(keys)
+    assert all(len({k[1:] for k in c}) == len(c) for c in chunks[:3])
+    assert chunks[0] == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]  # the 2nd row 0 waits for the next chunk
+    assert chunks[1][0] == (0, 0, 0)
+
+
+def test_repeats_allowed_when_the_bucket_is_too_small():
+    sources = [Source("tiny", _triplets(3, "t"), weight=4.0)]  # 3 distinct rows, batch of 4
+    batches = list(MixtureBatchSampler(sources, 4))
+    assert len(batches) == 3 and sorted(Counter(k[2] for b in batches for k in b).values()) == [4, 4, 4]
+
+
+def test_skip_batches_resumes_mid_epoch_on_every_rank():
+    for r in (0, 1):
+        sampler = MixtureBatchSampler(_sources(), 3, rank=r, world_size=2)
+        sampler.set_epoch(2)
+        full = list(sampler)
+        sampler.skip_batches(4)
+        assert list(sampler) == full[4:]
 
 
 def test_skip_batches_resumes_mid_epoch():
