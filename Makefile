@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install  ## fine-tune the bundled MiniLM on BBC News on the CPU; before/after table
-	$(BIN)/embedlight-train experiment=quickstart paths.output_dir=outputs/demo
+	$(BIN)/embedlight-train experiment=quickstart paths.output_dir=outputs/demo overwrite=true
 
 test: install  ## the default suite (tiny models; no slow or GPU tests)
 	$(BIN)/pytest -q -m "not slow and not gpu"

@@ -13,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from embedlight.data.instructions import render, resolve_template
+from embedlight.data.limits import check_max_len
 from embedlight.data.tokenize import tokenize
 from embedlight.utils import write_json
 
@@ -44,6 +45,8 @@ class Embedder(nn.Module):
         max_length: int = 512,
     ) -> None:
         super().__init__()
+        eos = int(bool(getattr(backbone, "append_eos", False)))
+        check_max_len("embedder.max_length", max_length, getattr(backbone, "tokenizer", None), eos)
         self.backbone = backbone
         self.pooler = pooler.bind(backbone.hidden_size)
         self.normalize = normalize

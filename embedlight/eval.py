@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from embedlight.backbones.loading import capture_loading_reports, check_loading_info
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.evaluation import run_evaluators
 from embedlight.utils import write_json
@@ -27,16 +28,20 @@ class SentenceTransformerEncoder:
     """Adapts a ``SentenceTransformer`` to the evaluators' ``TextEncoder`` protocol.
 
     ``instruction=None`` uses the model's saved prompt for ``kind`` (``query``/``document``) if it has
-    one; a string is used as the prompt verbatim.
+    one; a string is used as the prompt verbatim. A checkpoint with missing tensors is refused
+    (:mod:`embedlight.backbones.loading`) instead of evaluated with random-init layers.
     """
 
     def __init__(self, model_name: str, device: str | None = None, trust_remote_code: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = SentenceTransformer(
-            resolve_pretrained(model_name), device=device, trust_remote_code=trust_remote_code
-        )
+        source = resolve_pretrained(model_name)
+        with capture_loading_reports() as reports:
+            self.model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+        for where, info in reports:
+            if info is not None:
+                check_loading_info(where or source, info.missing_keys, info.mismatched_keys)
 
     def encode(
         self,

@@ -4,6 +4,9 @@ Examples:
     embedlight-train experiment=quickstart
     embedlight-train experiment=quickstart data.train_files=[my.jsonl] paths.output_dir=runs/mine
     embedlight-train experiment=quickstart paths.output_dir=runs/mine resume=auto
+    embedlight-train experiment=quickstart validation=bbc_val        # best checkpoint by val nDCG@10
+    embedlight-train -m experiment=quickstart validation=bbc_val hparams_search=lr_temperature
+    embedlight-train experiment=quickstart paths.output_dir=runs/mine overwrite=true
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from embedlight.callbacks import AtomicCheckpointIO, ExactResume
+from embedlight.callbacks import AtomicCheckpointIO, ExactResume, FiniteGuard, ValidationCallback
+from embedlight.callbacks.finite import check_finite_weights
+from embedlight.callbacks.validation import load_best_weights
+from embedlight.evaluation import run_evaluators
+from embedlight.loggers import finish as finish_loggers
+from embedlight.loggers import log_config
 from embedlight.registry import _load_all
+from embedlight.run_dir import guard_output_dir, save_hydra_config
 from embedlight.strategies import build_strategy
 
 log = logging.getLogger("embedlight.train")
@@ -65,13 +76,18 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train as configured; returns ``{"output_dir", "metrics", "export"}``."""
+    """Train as configured; returns ``{"output_dir", "metrics", "export", "objective"}`` (objective: the
+    monitored validation value of the exported weights, None without validation)."""
+    export_from = cfg.get("export_from", "last")
+    if export_from not in ("best", "last"):
+        raise ValueError(f"export_from must be 'best' or 'last', got {export_from!r}")
     L.seed_everything(cfg.seed, workers=True)
     out = os.path.abspath(cfg.paths.output_dir)
+    guard_output_dir(out, cfg.get("resume"), cfg.get("overwrite", False), include_config=False)
     os.makedirs(out, exist_ok=True)
     module, datamodule = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(ExactResume())
+    callbacks += [ExactResume(), FiniteGuard()]  # every recipe: exact resume, stop on NaN/Inf
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -81,16 +97,31 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         use_distributed_sampler=False,
         strategy=build_strategy(cfg.trainer.get("strategy", "auto"), module),  # FSDP: from the backbone
     )
+    log_config(trainer.loggers, cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("resume"), out))
-    result: dict[str, Any] = {"output_dir": out, "metrics": {}, "export": None}
-    evals = [c for c in callbacks if hasattr(c, "results")]
+    result: dict[str, Any] = {"output_dir": out, "metrics": {}, "export": None, "objective": None}
+    evals = [c for c in callbacks if hasattr(c, "results") and not isinstance(c, ValidationCallback)]
     if evals:
         result["metrics"] = evals[0].results
+    vals = [c for c in callbacks if isinstance(c, ValidationCallback)]
+    if vals:  # the monitored value of the exported weights: what a sweep optimises
+        result["objective"] = vals[0].objective(export_from)
+    if trainer.state.status != "finished":  # a fit that returned without finishing: keep any export
+        log.warning("training did not finish (%s): no export written", trainer.state.status)
+        finish_loggers(trainer.loggers)
+        return result
     if trainer.is_global_zero and cfg.get("export", True) and hasattr(module, "export"):
+        if export_from == "best":  # and score the exported weights on the evaluation tasks too
+            load_best_weights(module, trainer.callbacks)
+            if evals and evals[0].evaluators:
+                evals[0].results["best"] = run_evaluators(evals[0].evaluators, module.embedder)
+                evals[0].write()
+        check_finite_weights(module, "export")
         result["export"] = module.export(os.path.join(out, "export"))
         log.info("exported to %s", result["export"])
     if trainer.is_global_zero and result["metrics"]:
         print(format_metrics(result["metrics"]))
+    finish_loggers(trainer.loggers, result["export"])
     return result
 
 
@@ -111,12 +142,20 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the monitored validation metric (what an Optuna sweep optimises)."""
+    # before anything is written: an existing run's .hydra/ must survive a refused start
+    guard_output_dir(cfg.paths.output_dir, cfg.get("resume"), cfg.get("overwrite", False))
+    save_hydra_config(cfg)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
     t = cfg.trainer  # hardware=auto picks these at run time: say what it picked
     log.info("hardware: accelerator=%s devices=%s precision=%s", t.accelerator, t.devices, t.precision)
-    run(cfg)
+    objective = run(cfg)["objective"]
+    if objective is None and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "a sweep needs a monitored metric: set validation (e.g. validation=bbc_val) and monitor"
+        )
+    return objective
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from embedlight.backbones.loading import check_loading_info
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.hardware import set_cudnn_attention
@@ -68,7 +69,10 @@ def load_hf_model(
         model = model.to(dtype) if dtype else model
     else:
         log.info("backbone: loading %s from %s", name, path)
-        model = AutoModel.from_pretrained(path, dtype=dtype, **kwargs, **overrides)
+        model, info = AutoModel.from_pretrained(
+            path, dtype=dtype, output_loading_info=True, **kwargs, **overrides
+        )
+        check_loading_info(path, info["missing_keys"], info.get("mismatched_keys", ()))
     return model.train()
 
 

@@ -18,6 +18,9 @@ Output layout::
     out_dir/test/queries.jsonl {"_id": "q-<category>-<stem>", "text": title}
     out_dir/test/qrels/test.tsv  query-id  corpus-id  score   (with header; score 1)
     out_dir/meta.json          parameters and counts (used to skip rebuilding)
+    with val_fraction > 0, also (train.jsonl and test/ unchanged):
+    out_dir/train_minus_val.jsonl  train.jsonl's schema, without the validation articles
+    out_dir/val/               a BEIR folder like test/ (qrels/val.tsv) of held-out *training* articles
     out_dir/LICENSE_NOTE.txt
 
 Usage: ``python -m embedlight.data.bbc OUT_DIR [--test-fraction 0.2] [--seed 42]``.
@@ -189,18 +192,80 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def _expected_files(out: Path) -> list[Path]:
+def _expected_files(out: Path, val: bool = False) -> list[Path]:
     """Files that must all exist for a previous build to be reused."""
-    return [
+    files = [
         out / "train.jsonl",
         out / "test" / "corpus.jsonl",
         out / "test" / "queries.jsonl",
         out / "test" / "qrels" / "test.tsv",
         out / "LICENSE_NOTE.txt",
     ]
+    if val:
+        files += [
+            out / "train_minus_val.jsonl",
+            out / "val" / "corpus.jsonl",
+            out / "val" / "qrels" / "val.tsv",
+        ]
+    return files
 
 
-def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe: bool = True) -> dict:
+def _triplet_rows(articles: list[Article], rng: random.Random) -> list[dict]:
+    """FlagEmbedding rows: each title, its body, and 3 same-category bodies from ``articles``, shuffled."""
+    by_cat: dict[str, list[Article]] = defaultdict(list)
+    for art in articles:
+        by_cat[art.category].append(art)
+    rows = []
+    for art in articles:
+        pool = [other for other in by_cat[art.category] if other is not art]
+        if len(pool) < NUM_NEGATIVES:
+            logger.warning(
+                "Category %s has only %d other train articles for negatives", art.category, len(pool)
+            )
+        negs = rng.sample(pool, min(NUM_NEGATIVES, len(pool)))
+        rows.append({"query": art.title, "pos": [art.body], "neg": [n.body for n in negs], "type": "bbc"})
+    rng.shuffle(rows)
+    return rows
+
+
+def _write_beir(folder: Path, articles: list[Article], split: str) -> None:
+    """A BEIR folder: corpus = the articles' bodies, queries = their titles, one relevant doc each."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    _write_jsonl(
+        folder / "corpus.jsonl", [{"_id": f"d-{a.key}", "title": "", "text": a.body} for a in articles]
+    )
+    _write_jsonl(folder / "queries.jsonl", [{"_id": f"q-{a.key}", "text": a.title} for a in articles])
+    qrels_tmp = folder / "qrels" / f"{split}.tsv.tmp"
+    with open(qrels_tmp, "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for a in articles:
+            f.write(f"q-{a.key}\td-{a.key}\t1\n")
+    os.replace(qrels_tmp, folder / "qrels" / f"{split}.tsv")
+
+
+def _carve_validation(
+    train: list[Article], fraction: float, seed: int
+) -> tuple[list[Article], list[Article]]:
+    """Split the training articles into (fit, validation), stratified by category, with its own RNG.
+
+    The RNG is separate from the train/test one so that ``train.jsonl`` and ``test/`` stay identical
+    to a build without validation; the validation articles never come from the test split.
+    """
+    rng = random.Random(f"bbc-val-{seed}")
+    by_cat: dict[str, list[Article]] = defaultdict(list)
+    for art in train:
+        by_cat[art.category].append(art)
+    val: set[str] = set()
+    for cat in sorted(by_cat):
+        items = list(by_cat[cat])
+        rng.shuffle(items)
+        val.update(a.key for a in items[: max(1, round(len(items) * fraction))])
+    return [a for a in train if a.key not in val], [a for a in train if a.key in val]
+
+
+def prepare_bbc(
+    out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe: bool = True, val_fraction: float = 0.0
+) -> dict:
     """Build the BBC title -> body retrieval task (train triplets + BEIR test folder).
 
     The BBC News data (D. Greene & P. Cunningham, ICML 2006; copyright BBC) is for
@@ -230,6 +295,10 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
         dedupe: Drop articles whose (whitespace/case-normalised) body or title repeats an
             earlier one. The raw corpus has ~130 such duplicates; keeping them leaks test
             articles into training and puts unjudged identical copies in the test corpus.
+        val_fraction: If > 0, also hold out this fraction of each category's *training* articles
+            (never test ones) as ``val/`` (a BEIR folder, qrels ``val.tsv``) and write the rest as
+            ``train_minus_val.jsonl`` (negatives drawn from the rest only). ``train.jsonl`` and
+            ``test/`` are the same as without it.
 
     Returns:
         The meta dict (parameters, counts per split and category), also in ``meta.json``.
@@ -240,6 +309,8 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     out = Path(out_dir)
     meta_path = out / "meta.json"
     params = {
@@ -248,7 +319,9 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
         "test_fraction": float(test_fraction),
         "dedupe": bool(dedupe),
     }
-    if meta_path.is_file() and all(p.is_file() for p in _expected_files(out)):
+    if val_fraction > 0:  # only then: a build without validation keeps its old meta.json valid
+        params["val_fraction"] = float(val_fraction)
+    if meta_path.is_file() and all(p.is_file() for p in _expected_files(out, val_fraction > 0)):
         try:
             old = json.loads(meta_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, OSError):
@@ -281,36 +354,19 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
     train.sort(key=lambda a: (a.category, a.stem))
     test.sort(key=lambda a: (a.category, a.stem))
 
-    train_by_cat: dict[str, list[Article]] = defaultdict(list)
-    for art in train:
-        train_by_cat[art.category].append(art)
-    train_rows = []
-    for art in train:
-        pool = [other for other in train_by_cat[art.category] if other is not art]
-        if len(pool) < NUM_NEGATIVES:
-            logger.warning(
-                "Category %s has only %d other train articles for negatives", art.category, len(pool)
-            )
-        negs = rng.sample(pool, min(NUM_NEGATIVES, len(pool)))
-        train_rows.append(
-            {"query": art.title, "pos": [art.body], "neg": [n.body for n in negs], "type": "bbc"}
-        )
-    rng.shuffle(train_rows)
+    train_rows = _triplet_rows(train, rng)
 
-    (out / "test" / "qrels").mkdir(parents=True, exist_ok=True)
+    (out / "test").mkdir(parents=True, exist_ok=True)
     if meta_path.exists():
         meta_path.unlink()  # an interrupted rebuild must not look complete
     _write_jsonl(out / "train.jsonl", train_rows)
-    _write_jsonl(
-        out / "test" / "corpus.jsonl", [{"_id": f"d-{a.key}", "title": "", "text": a.body} for a in test]
-    )
-    _write_jsonl(out / "test" / "queries.jsonl", [{"_id": f"q-{a.key}", "text": a.title} for a in test])
-    qrels_tmp = out / "test" / "qrels" / "test.tsv.tmp"
-    with open(qrels_tmp, "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for a in test:
-            f.write(f"q-{a.key}\td-{a.key}\t1\n")
-    os.replace(qrels_tmp, out / "test" / "qrels" / "test.tsv")
+    _write_beir(out / "test", test, "test")
+    n_val = 0
+    if val_fraction > 0:
+        fit, val = _carve_validation(train, val_fraction, seed)
+        n_val = len(val)
+        _write_jsonl(out / "train_minus_val.jsonl", _triplet_rows(fit, random.Random(f"bbc-fit-{seed}")))
+        _write_beir(out / "val", val, "val")
     (out / "LICENSE_NOTE.txt").write_text(LICENSE_NOTE, encoding="utf-8")
 
     try:
@@ -325,6 +381,7 @@ def prepare_bbc(out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe
         "n_duplicates_dropped": n_dropped,
         "n_train": len(train),
         "n_test": len(test),
+        **({"n_val": n_val} if val_fraction > 0 else {}),
         "categories": per_category,
     }
     write_json(meta_path, meta)

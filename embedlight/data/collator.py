@@ -105,9 +105,14 @@ class ContrastiveCollator:
         q_instr = [self.query_instruction(r["source"], r.get("prompt")) for r in rows]
         docs = [d for r in rows for d in r["docs"]]
         d_instr = [self.doc_instruction(r["source"]) for r in rows for _ in r["docs"]]
-        return {
+        batch = {
             "query": self._tok([r["query"] for r in rows], q_instr, self.query_max_len),
             "docs": self._tok(docs, d_instr, self.passage_max_len),
             "in_batch_negatives": source.in_batch_negatives,
             **text_hashes(rows),
         }
+        if all(r.get("teacher_scores") is not None for r in rows):  # distillation (losses/distill.py)
+            batch["teacher_scores"] = torch.tensor(
+                [r["teacher_scores"] for r in rows], dtype=torch.float
+            )  # (B, G)
+        return batch

@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
-from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
+from embedlight.data.jsonl import FEATURES, PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
+from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 from embedlight.hardware import loader_kwargs
@@ -31,7 +32,9 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
 
     Every file is validated row by row (a malformed row raises
     :class:`~embedlight.data.jsonl.DataFormatError` naming file, line and field); the result is cached
-    by ``datasets`` and keyed on each file's path, size and modification time.
+    by ``datasets`` and keyed on each file's path, size and modification time. Column types come from
+    the schema's explicit ``datasets.Features`` (never inferred from the first rows), so optional
+    fields (``neg``, ``prompt``, ``pos_scores``, ...) absent from a file's first rows are fine.
     """
     parts, kinds = [], set()
     for path in files:
@@ -45,11 +48,15 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
         stat = os.stat(path)
         gen_kwargs = {"path": path, "kind": file_kind, "mtime": stat.st_mtime, "size": stat.st_size}
         try:
-            parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=gen_kwargs))
+            parts.append(
+                datasets.Dataset.from_generator(
+                    _generate, features=FEATURES[file_kind], gen_kwargs=gen_kwargs
+                )
+            )
         except DatasetGenerationError as err:  # surface our own file:line:field message
             if isinstance(err.__cause__, (DataFormatError, FileNotFoundError)):
                 raise err.__cause__ from None
-            raise
+            raise ValueError(f"{path}: could not be loaded: {err.__cause__ or err}") from err
     if len(kinds) > 1:
         raise ValueError(f"files {list(files)} mix schemas {sorted(kinds)}; put them in separate sources")
     rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
@@ -103,6 +110,8 @@ class ContrastiveDataModule(L.LightningDataModule):
         group_by_length: bool = False,
     ) -> None:
         super().__init__()
+        check_max_len("data.query_max_len", query_max_len, tokenizer, int(append_eos))
+        check_max_len("data.passage_max_len", passage_max_len, tokenizer, int(append_eos))
         self.tokenizer = tokenizer
         self.specs = self._specs(train_files, sources)
         self.batch_size = batch_size

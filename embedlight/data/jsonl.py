@@ -1,13 +1,22 @@
-"""Reading and validating training JSONL files with errors that name file, line and field."""
+"""Reading and validating training JSONL files with errors that name file, line and field.
+
+:func:`iter_objects` is the one JSONL reader: it decodes each line as UTF-8 itself (a UTF-8 BOM is
+accepted; an undecodable byte is reported with its file, line and column) and parses it as JSON.
+Every schema has explicit ``datasets.Features`` (:data:`FEATURES`): Arrow never infers column types
+from the first rows, so a file whose first thousand rows lack an optional field still loads.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
-TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?}
+import datasets
+
+TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?, ...}
 PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
 TEXT = "text"  # plain text for pretraining: {"text"}
 
@@ -15,6 +24,25 @@ _PAIR_ALIASES = {
     "text1": ("text1", "sentence1"),
     "text2": ("text2", "sentence2"),
     "score": ("score", "label"),
+}
+
+_STR = datasets.Value("string")
+_FLOATS = datasets.List(datasets.Value("float64"))
+FEATURES: dict[str, datasets.Features] = {
+    TRIPLET: datasets.Features(
+        {
+            "query": _STR,
+            "pos": datasets.List(_STR),
+            "neg": datasets.List(_STR),  # [] when the row has none
+            "prompt": _STR,  # None when absent
+            "type": _STR,
+            "category": _STR,  # FlagEmbedding's clustering files
+            "pos_scores": _FLOATS,  # teacher scores, one per ``pos`` item (None when absent)
+            "neg_scores": _FLOATS,  # teacher scores, one per ``neg`` item (None when absent)
+        }
+    ),
+    PAIRS: datasets.Features({"text1": _STR, "text2": _STR, "score": datasets.Value("float64")}),
+    TEXT: datasets.Features({"text": _STR}),
 }
 
 
@@ -38,21 +66,27 @@ def detect_kind(row: dict[str, Any]) -> str:
     return TRIPLET
 
 
-def _str(path: str, line: int, row: dict[str, Any], field: str, optional: bool = False) -> str | None:
+def _str(
+    path: str, line: int, row: dict[str, Any], field: str, optional: bool = False, nonempty: bool = False
+) -> str | None:
     if field not in row or row[field] is None:
         if optional:
             return None
-        raise DataFormatError(path, line, field, "missing")
+        raise DataFormatError(path, line, field, "missing" if field not in row else "is null")
     value = row[field]
     if not isinstance(value, str):
         raise DataFormatError(path, line, field, f"expected a string, got {type(value).__name__}")
+    if nonempty and not value.strip():
+        raise DataFormatError(path, line, field, "is an empty string (nothing to train on)")
     return value
 
 
 def _str_list(path: str, line: int, row: dict[str, Any], field: str, min_len: int) -> list[str]:
-    value = row.get(field, [] if min_len == 0 else None)
+    value = row.get(field)
     if value is None:
-        raise DataFormatError(path, line, field, "missing")
+        if min_len == 0:  # an optional list: absent or null both mean "none"
+            return []
+        raise DataFormatError(path, line, field, "missing" if field not in row else "is null")
     if isinstance(value, str):
         raise DataFormatError(
             path, line, field, "expected a list of strings, got a string (wrap it in [...])"
@@ -64,22 +98,50 @@ def _str_list(path: str, line: int, row: dict[str, Any], field: str, min_len: in
             raise DataFormatError(
                 path, line, f"{field}[{j}]", f"expected a string, got {type(item).__name__}"
             )
+        if not item.strip():
+            raise DataFormatError(path, line, f"{field}[{j}]", "is an empty string (nothing to train on)")
     if len(value) < min_len:
         raise DataFormatError(path, line, field, f"needs at least {min_len} item(s), got {len(value)}")
     return value
 
 
+def _scores(path: str, line: int, row: dict[str, Any], field: str, texts: list[str]) -> list[float] | None:
+    """Optional teacher scores: a list of finite numbers, one per item of the matching text list."""
+    value = row.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise DataFormatError(path, line, field, f"expected a list of numbers, got {type(value).__name__}")
+    out = []
+    for j, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            raise DataFormatError(path, line, f"{field}[{j}]", f"expected a finite number, got {item!r}")
+        out.append(float(item))
+    texts_field = field.removesuffix("_scores")
+    if len(out) != len(texts):
+        raise DataFormatError(
+            path, line, field, f"has {len(out)} score(s) for {len(texts)} {texts_field!r} item(s)"
+        )
+    return out
+
+
 def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
-    """Check one parsed row against ``kind``'s schema and return it normalised."""
+    """Check one parsed row against ``kind``'s schema and return it normalised (all of
+    :data:`FEATURES`' columns, None for absent optional ones)."""
     if not isinstance(row, dict):
         raise DataFormatError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
     if kind == TRIPLET:
+        pos = _str_list(path, line, row, "pos", 1)
+        neg = _str_list(path, line, row, "neg", 0)
         return {
-            "query": _str(path, line, row, "query"),
-            "pos": _str_list(path, line, row, "pos", 1),
-            "neg": _str_list(path, line, row, "neg", 0),
+            "query": _str(path, line, row, "query", nonempty=True),
+            "pos": pos,
+            "neg": neg,
             "prompt": _str(path, line, row, "prompt", optional=True),
             "type": _str(path, line, row, "type", optional=True),
+            "category": _str(path, line, row, "category", optional=True),
+            "pos_scores": _scores(path, line, row, "pos_scores", pos),
+            "neg_scores": _scores(path, line, row, "neg_scores", neg),
         }
     if kind == PAIRS:
         out: dict[str, Any] = {}
@@ -93,21 +155,41 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
                 raise DataFormatError(
                     path, line, field, f"expected a string, got {type(out[field]).__name__}"
                 )
-        if isinstance(out["score"], bool) or not isinstance(out["score"], (int, float)):
-            raise DataFormatError(path, line, "score", f"expected a number, got {out['score']!r}")
-        out["score"] = float(out["score"])
+            if not out[field].strip():
+                raise DataFormatError(path, line, field, "is an empty string (nothing to train on)")
+        score = out["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise DataFormatError(path, line, "score", f"expected a finite number, got {score!r}")
+        out["score"] = float(score)
         return out
     if kind == TEXT:
         return {"text": _str(path, line, row, "text")}
     raise ValueError(f"unknown data kind {kind!r}; expected one of {TRIPLET}, {PAIRS}, {TEXT}")
 
 
-def iter_objects(path: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line number, parsed JSON value)`` for each non-empty line of a JSONL file."""
+def iter_objects(path: str, what: str = "training file") -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, parsed JSON value)`` for each non-empty line of a JSONL file.
+
+    Lines are decoded as UTF-8 here (a leading BOM is dropped), so an undecodable byte raises a
+    :class:`DataFormatError` with the file, the line and the column instead of a bare
+    ``UnicodeDecodeError``.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"training file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(
+                    path,
+                    line_no,
+                    None,
+                    f"not valid UTF-8: byte 0x{raw[err.start]:02x} at column {err.start + 1} "
+                    "(re-encode the file as UTF-8)",
+                ) from None
             if not line.strip():
                 continue
             try:

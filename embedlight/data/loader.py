@@ -5,6 +5,9 @@ checkpoint is restored and before ``set_epoch``. A plain DataLoader with workers
 once, and they pull the first batches' indices from the sampler with the wrong epoch and without the
 mid-epoch skip, so a resumed run would retrain batches it had already seen. Deferring the real
 iterator to the first ``next()`` makes resume exact with any number of workers.
+
+``skip_batches(n)`` drops the next iteration's first ``n`` batches by reading and discarding them:
+the mid-epoch resume of loaders whose sampler cannot skip (streaming ``IterableDataset`` corpora).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class _LazyIterator:
     def __next__(self) -> Any:
         if self._it is None:
             self._it = self._loader._real_iter()
+            skip, self._loader._skip = self._loader._skip, 0
+            for _ in range(skip):  # replay: the same batches, read and dropped
+                next(self._it)
         return next(self._it)
 
     def __len__(self) -> int:
@@ -34,6 +40,12 @@ class _LazyIterator:
 
 class ResumableDataLoader(DataLoader):
     """``torch.utils.data.DataLoader`` with a lazily started iterator (see the module docstring)."""
+
+    _skip = 0
+
+    def skip_batches(self, n: int) -> None:
+        """Drop the first ``n`` batches of the next iteration by replaying them (mid-epoch resume)."""
+        self._skip = int(n)
 
     def _real_iter(self) -> Iterator[Any]:
         return super().__iter__()

@@ -77,17 +77,19 @@ class MixtureDataset(Dataset):
         if source.kind == PAIRS:
             return {"source": src_idx, **row}
         rng = _row_rng(self.seed, key)
-        pos = row["pos"][rng.randrange(len(row["pos"]))]
+        p = rng.randrange(len(row["pos"]))
         k = self.group_size - 1
         negs: list[str] = list(row.get("neg") or [])
+        neg_idx: list[int] | None  # indices into row["neg"]; None when negatives come from other rows
         if k == 0:
-            chosen: list[str] = []
+            neg_idx = []
         elif len(negs) >= k:
-            chosen = rng.sample(negs, k)
+            neg_idx = rng.sample(range(len(negs)), k)  # same draws as rng.sample(negs, k)
         elif negs:
-            chosen = negs + [negs[rng.randrange(len(negs))] for _ in range(k - len(negs))]
+            neg_idx = list(range(len(negs))) + [rng.randrange(len(negs)) for _ in range(k - len(negs))]
         else:  # no mined negatives: random positives of other rows of this source
-            chosen = []
+            neg_idx = None
+            chosen: list[str] = []
             while len(chosen) < k and len(source) > 1:
                 other = rng.randrange(len(source))
                 if other != row_idx:
@@ -95,23 +97,52 @@ class MixtureDataset(Dataset):
                     chosen.append(cand[rng.randrange(len(cand))])
             if len(chosen) < k:
                 raise ValueError(f"source {source.name!r}: cannot draw negatives from a single row")
-        return {"source": src_idx, "query": row["query"], "docs": [pos, *chosen], "prompt": row.get("prompt")}
+        if neg_idx is not None:
+            chosen = [negs[j] for j in neg_idx]
+        item = {
+            "source": src_idx,
+            "query": row["query"],
+            "docs": [row["pos"][p], *chosen],
+            "prompt": row.get("prompt"),
+        }
+        pos_scores, neg_scores = row.get("pos_scores"), row.get("neg_scores")
+        if pos_scores is not None and neg_idx is not None and (neg_scores is not None or not neg_idx):
+            item["teacher_scores"] = [pos_scores[p], *(neg_scores[j] for j in neg_idx)]  # (G,)
+        return item
 
 
 def row_lengths(source: Source) -> list[int]:
     """Length proxy (characters) of every row: query + mean positive for triplets, text1 + text2 for pairs.
 
-    Read column-wise when the rows are a ``datasets.Dataset`` (no per-row Python over Arrow rows).
+    A ``datasets.Dataset`` is read in Arrow batches with Arrow compute (no Python string per row), so
+    only one int per row is held in RAM however large the file (see README, "Data larger than RAM").
     """
     rows = source.rows
-    columnar = hasattr(rows, "column_names")
+    if hasattr(rows, "with_format"):
+        return _arrow_lengths(rows, source.kind)
     if source.kind == PAIRS:
-        a = rows["text1"] if columnar else [r["text1"] for r in rows]
-        b = rows["text2"] if columnar else [r["text2"] for r in rows]
-        return [len(x) + len(y) for x, y in zip(a, b)]
-    queries = rows["query"] if columnar else [r["query"] for r in rows]
-    positives = rows["pos"] if columnar else [r["pos"] for r in rows]
-    return [len(q) + sum(len(p) for p in pos) // max(1, len(pos)) for q, pos in zip(queries, positives)]
+        return [len(r["text1"]) + len(r["text2"]) for r in rows]
+    return [len(r["query"]) + sum(len(p) for p in r["pos"]) // max(1, len(r["pos"])) for r in rows]
+
+
+def _arrow_lengths(rows: Any, kind: str, batch_size: int = 65536) -> list[int]:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    def chars(column: Any) -> np.ndarray:
+        return pc.utf8_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    out: list[int] = []
+    for table in rows.with_format("arrow").iter(batch_size=batch_size):
+        if kind == PAIRS:
+            out.extend((chars(table["text1"]) + chars(table["text2"])).tolist())
+            continue
+        pos = table["pos"].combine_chunks()  # list<string>, one list per row
+        parent = pc.list_parent_indices(pos).to_numpy(zero_copy_only=False)
+        total = np.bincount(parent, weights=chars(pc.list_flatten(pos)), minlength=len(pos)).astype(np.int64)
+        count = np.maximum(pc.list_value_length(pos).to_numpy(zero_copy_only=False), 1)
+        out.extend((chars(table["query"]) + total // count).tolist())
+    return out
 
 
 class MixtureBatchSampler(Sampler[list[Key]]):

@@ -15,10 +15,11 @@ import datasets
 import lightning as L
 import torch
 from datasets.exceptions import DatasetGenerationError
-from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.hardware import loader_kwargs
 
@@ -136,6 +137,50 @@ class PretrainCollator:
         return {"input_ids": input_ids, "attention_mask": attention}
 
 
+class ShuffledBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of row indices, one shard per data-parallel rank, incomplete batches dropped.
+
+    Epoch ``e``'s order is a pure function of ``(seed, e)`` and :meth:`skip_batches` starts an epoch
+    part-way, so a resumed run sees exactly the batches an uninterrupted one would (a
+    ``RandomSampler`` draws from a generator whose state is not in the checkpoint, and cannot skip).
+
+    Args:
+        n: Number of rows.
+        batch_size: Rows per batch per rank.
+        seed: Base seed.
+        rank: This process's data-parallel rank.
+        world_size: Number of data-parallel ranks (rank ``r`` takes every ``world_size``-th batch).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 42, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (its shuffle)."""
+        self.epoch = epoch
+
+    def skip_batches(self, n: int) -> None:
+        """Skip the first ``n`` batches of the next iteration (mid-epoch resume)."""
+        self._skip = n
+
+    def __len__(self) -> int:
+        return self.n // (self.batch_size * self.world_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self._skip = self._skip, 0
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        step = self.batch_size * self.world_size
+        for b in range(skip, len(self)):
+            start = b * step + self.rank * self.batch_size
+            yield order[start : start + self.batch_size]
+
+
 class _TorchIterable(IterableDataset):
     """Wraps a ``datasets.IterableDataset`` so the DataLoader treats it as iterable (set_epoch reshuffles)."""
 
@@ -199,6 +244,7 @@ class PretrainDataModule(L.LightningDataModule):
         tokenize_num_proc: int | None = None,
     ) -> None:
         super().__init__()
+        check_max_len("data.max_len", max_len, tokenizer)
         if isinstance(train_files, str):
             train_files = [train_files]
         self.train_files = [os.path.abspath(os.path.expanduser(str(f))) for f in train_files or []]
@@ -244,15 +290,22 @@ class PretrainDataModule(L.LightningDataModule):
                 "title_field": self.title_field,
                 "stamps": stamps,
             }
+            features = FEATURES[TEXT]  # explicit column types: nothing inferred from the first rows
             if self.streaming:
-                parts.append(datasets.IterableDataset.from_generator(_generate, gen_kwargs=kwargs))
+                parts.append(
+                    datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
+                )
             else:
                 try:
-                    parts.append(datasets.Dataset.from_generator(_generate, gen_kwargs=kwargs))
+                    parts.append(
+                        datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
+                    )
                 except DatasetGenerationError as err:  # surface the row error (file:line: field ...)
-                    if isinstance(err.__cause__, DataFormatError):
+                    if isinstance(err.__cause__, (DataFormatError, FileNotFoundError)):
                         raise err.__cause__ from None
-                    raise
+                    raise ValueError(
+                        f"{self.train_files}: could not be loaded: {err.__cause__ or err}"
+                    ) from err
         if self.hf_dataset:
             ds = datasets.load_dataset(
                 self.hf_dataset,
@@ -311,32 +364,30 @@ class PretrainDataModule(L.LightningDataModule):
         return PretrainCollator(pad, self.pad_to_multiple_of)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches (one shard per data-parallel rank), incomplete last batch dropped."""
+        """Shuffled batches (one shard per data-parallel rank), incomplete last batch dropped.
+
+        Both modes resume mid-epoch exactly (:class:`~embedlight.callbacks.ExactResume`): map-style
+        through :class:`ShuffledBatchSampler`, streaming by replaying the epoch's first batches.
+        """
         if self.dataset is None:
             self.setup("fit")
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        common = {
-            "batch_size": self.batch_size,
-            "collate_fn": self.collator(),
-            **loader_kwargs(self.num_workers, self.trainer),
-            "drop_last": True,
-        }
+        common = {"collate_fn": self.collator(), **loader_kwargs(self.num_workers, self.trainer)}
         if self.streaming:
             ds = self.dataset
             if world > 1:
                 ds = datasets.distributed.split_dataset_by_node(ds, rank=rank, world_size=world)
-            return ResumableDataLoader(_TorchIterable(ds.with_format("python")), **common)
+            # workers must not persist: each epoch's iterator has to carry the new epoch's shuffle
+            common["persistent_workers"] = False
+            return ResumableDataLoader(
+                _TorchIterable(ds.with_format("python")), batch_size=self.batch_size, drop_last=True, **common
+            )
         if len(self.dataset) < self.batch_size * world:
             raise ValueError(
                 f"no full batch: {len(self.dataset)} chunks for batch_size={self.batch_size} x {world} "
                 "device(s); lower data.batch_size"
             )
-        if world > 1:
-            sampler = DistributedSampler(
-                self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True
-            )
-        else:
-            sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(self.seed))
-        return ResumableDataLoader(self.dataset, sampler=sampler, **common)
+        sampler = ShuffledBatchSampler(len(self.dataset), self.batch_size, self.seed, rank, world)
+        return ResumableDataLoader(self.dataset, batch_sampler=sampler, **common)

@@ -12,13 +12,13 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluator", "TextEncoder", "run_evaluators"]
+__all__ = ["Evaluator", "FiniteEncoder", "NonFiniteEmbeddingError", "TextEncoder", "run_evaluators"]
 
 
 @runtime_checkable
@@ -82,6 +82,54 @@ class Evaluator(ABC):
         return f"{type(self).__name__}(name={getattr(self, 'name', '?')!r})"
 
 
+class NonFiniteEmbeddingError(ValueError):
+    """An encoder returned NaN/Inf embeddings; every metric computed from them would be meaningless."""
+
+
+class FiniteEncoder:
+    """Wraps an encoder so that every embedding it returns is checked for NaN/Inf.
+
+    NaN embeddings still rank documents (in an arbitrary order), so a model with NaN weights scored
+    nDCG@10 = 0.38 instead of failing. ``encode``, ``embed_texts`` and calls (``forward``, which the
+    ICL evaluator uses) are checked; other attributes pass through.
+
+    Args:
+        encoder: The wrapped encoder (an ``Embedder`` or a ``TextEncoder``).
+        name: The evaluator's name, for the message.
+    """
+
+    def __init__(self, encoder: Any, name: str) -> None:
+        self._encoder = encoder
+        self._name = name
+
+    def _check(self, emb: Any, texts: Any = None) -> Any:
+        if isinstance(emb, torch.Tensor) and emb.is_floating_point() and emb.dim() >= 1:
+            bad = ~torch.isfinite(emb.reshape(emb.size(0), -1)).all(dim=-1)  # (N,)
+            if bad.any():
+                first = int(bad.nonzero()[0, 0])
+                example = f" (e.g. text {first}: {str(texts[first])[:60]!r})" if texts is not None else ""
+                raise NonFiniteEmbeddingError(
+                    f"evaluator {self._name!r}: {int(bad.sum())} of {bad.numel()} embeddings are NaN/Inf"
+                    f"{example}. The model's weights are probably not finite (a diverged run?): "
+                    "metrics on them would be meaningless."
+                )
+        return emb
+
+    def encode(self, texts: list[str], **kwargs: Any) -> torch.Tensor:
+        """``encoder.encode``, checked."""
+        return self._check(self._encoder.encode(texts, **kwargs), texts)
+
+    def embed_texts(self, texts: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """``encoder.embed_texts``, checked."""
+        return self._check(self._encoder.embed_texts(texts, *args, **kwargs), texts)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._check(self._encoder(*args, **kwargs))
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._encoder, attr)
+
+
 def run_evaluators(evaluators: Iterable[Evaluator], encoder: TextEncoder) -> dict[str, float]:
     """Run several evaluators and merge their metrics.
 
@@ -95,6 +143,7 @@ def run_evaluators(evaluators: Iterable[Evaluator], encoder: TextEncoder) -> dic
 
     Raises:
         ValueError: If two evaluators share a name, or two evaluators return the same key.
+        NonFiniteEmbeddingError: If the encoder returns a NaN/Inf embedding.
     """
     evaluators = list(evaluators)
     names = [ev.name for ev in evaluators]
@@ -105,7 +154,7 @@ def run_evaluators(evaluators: Iterable[Evaluator], encoder: TextEncoder) -> dic
     results: dict[str, float] = {}
     for ev in evaluators:
         start = time.perf_counter()
-        metrics = ev(encoder)
+        metrics = ev(FiniteEncoder(encoder, ev.name))
         elapsed = time.perf_counter() - start
         clash = sorted(set(metrics) & set(results))
         if clash:

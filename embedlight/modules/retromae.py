@@ -35,6 +35,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from embedlight.backbones.resolve import resolve_pretrained
+from embedlight.data.limits import check_max_len
 from embedlight.embedder import Embedder
 from embedlight.flops import SumFlops, TokenFlops, TransformerFlops, matrix_weights
 from embedlight.modules.masking import (
@@ -222,6 +223,7 @@ class RetroMAEModule(L.LightningModule):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"module.{name} must be in (0, 1), got {value}")
         tokenizer = backbone.tokenizer
+        check_max_len("module.embed_max_length", embed_max_length, tokenizer)
         if tokenizer.mask_token_id is None:
             raise ValueError("RetroMAE needs a tokenizer with a mask token (an encoder such as BERT/MiniLM)")
         self.backbone = backbone

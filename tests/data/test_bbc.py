@@ -109,3 +109,30 @@ def test_main_prints_counts(built, capsys):
     main([str(out)])
     printed = capsys.readouterr().out
     assert f"{meta['n_train']} train, {meta['n_test']} test" in printed
+
+
+def test_validation_split_comes_from_training_articles_only(built, tmp_path):
+    """val_fraction carves a BEIR validation folder out of the *training* articles; train.jsonl and the
+    test folder stay byte-identical, and the fit file is exactly train minus validation."""
+    out, meta = built
+    val_meta = prepare_bbc(str(tmp_path / "v"), seed=42, val_fraction=0.1)
+    v = tmp_path / "v"
+    for name in ("train.jsonl", "test/corpus.jsonl", "test/queries.jsonl", "test/qrels/test.tsv"):
+        assert (v / name).read_bytes() == (out / name).read_bytes(), name
+    val_queries = {q["text"] for q in read_jsonl(v / "val" / "queries.jsonl")}
+    test_queries = {q["text"] for q in read_jsonl(out / "test" / "queries.jsonl")}
+    train_queries = {r["query"] for r in read_jsonl(out / "train.jsonl")}
+    fit_rows = read_jsonl(v / "train_minus_val.jsonl")
+    fit_queries = {r["query"] for r in fit_rows}
+    assert val_queries <= train_queries and not val_queries & test_queries
+    assert fit_queries | val_queries == train_queries and not fit_queries & val_queries
+    val_bodies = {d["text"] for d in read_jsonl(v / "val" / "corpus.jsonl")}
+    assert not {n for r in fit_rows for n in r["neg"]} & val_bodies  # negatives from the fit articles only
+    per_category = sum(max(1, round(c["train"] * 0.1)) for c in meta["categories"].values())
+    assert val_meta["n_val"] == len(val_queries) == per_category  # 10% of each category's training articles
+    data = load_beir(str(v / "val"), split="val")
+    assert len(data.query_ids) == val_meta["n_val"] and all(len(r) == 1 for r in data.qrels.values())
+    # reused as is: by a second request with validation, and by one without (train.jsonl/test/ unchanged)
+    mtime = os.path.getmtime(v / "meta.json")
+    assert prepare_bbc(str(v), seed=42, val_fraction=0.1) == val_meta
+    assert prepare_bbc(str(v), seed=42) == val_meta and os.path.getmtime(v / "meta.json") == mtime

@@ -18,6 +18,8 @@ def _emb(n, d=4, seed=0):
 
 @pytest.mark.parametrize("name", sorted(registered("loss")))
 def test_finite_and_gradient(name):
+    if name in ("distill_kl", "infonce_distill"):
+        pytest.skip("needs (B, G) teacher scores with G > 1: see tests/losses/test_distill.py")
     loss_fn = registered("loss")[name]()
     q, d = _emb(4), _emb(4, seed=1)
     labels = torch.tensor([0.0, 1.0, 2.5, 5.0])

@@ -1,0 +1,5 @@
+"""``python -m embedlight.synth``: same as ``embedlight-synth``."""
+
+from embedlight.synth.cli import main
+
+main()
