@@ -56,6 +56,7 @@ class Embedder(nn.Module):
             "document": render(resolve_template(doc_instruction, "document"), fields),
         }
         self.max_length = max_length
+        self.trained_dims: list[int] | None = None  # Matryoshka prefixes trained (set by the module)
 
     @property
     def tokenizer(self):
@@ -234,6 +235,7 @@ class Embedder(nn.Module):
                 "prompts": self.prompts,
                 "default_prompt_name": None,
                 "similarity_fn_name": "cosine",
+                **self._dims_metadata(),  # informational: sentence-transformers ignores it
             },
         )
         write_json(
@@ -248,7 +250,55 @@ class Embedder(nn.Module):
                 "padding_side": EXPORT_PADDING_SIDE,
                 "training_padding_side": self.backbone.padding_side,
                 "max_length": self.max_length,
+                **self._dims_metadata(),
                 **dict(extra or {}),
             },
         )
         return directory
+
+    # --- Matryoshka (Kusupati et al., 2022): nested prefixes of the embedding -----------------------
+
+    def _dims_metadata(self) -> dict[str, Any]:
+        """Export metadata of the trained prefix sizes (empty when only the full vector was trained)."""
+        return {"matryoshka_dims": list(self.trained_dims)} if self.trained_dims else {}
+
+    def eval_dims(self) -> list[int]:
+        """Trained prefix sizes smaller than the full embedding, largest first (evaluated separately)."""
+        return sorted({d for d in self.trained_dims or () if d < self.dim}, reverse=True)
+
+    def truncated(self, dim: int) -> TruncatedEncoder:
+        """This embedder seen through its first ``dim`` coordinates (re-normalised if ``normalize``)."""
+        return TruncatedEncoder(self, dim)
+
+
+class TruncatedEncoder:
+    """An :class:`Embedder` whose outputs are cut to their first ``dim`` coordinates and re-normalised.
+
+    What a Matryoshka model's user does at inference (sentence-transformers' ``truncate_dim``). It
+    implements ``encode`` and ``embed_texts`` (used by the evaluators) and passes everything else on.
+
+    Args:
+        embedder: The full model.
+        dim: Prefix size, at most ``embedder.dim``.
+    """
+
+    def __init__(self, embedder: Embedder, dim: int) -> None:
+        if not 0 < dim <= embedder.dim:
+            raise ValueError(f"truncation dim must be in 1..{embedder.dim}, got {dim}")
+        self.embedder = embedder
+        self.dim = dim
+
+    def _cut(self, emb: torch.Tensor) -> torch.Tensor:
+        emb = emb[:, : self.dim]  # (N, dim)
+        return F.normalize(emb, dim=-1) if self.embedder.normalize else emb
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> torch.Tensor:
+        """``Embedder.encode`` truncated, (N, dim)."""
+        return self._cut(self.embedder.encode(texts, **kwargs))
+
+    def embed_texts(self, texts: Sequence[str], prefixes: Sequence[str], **kwargs: Any) -> torch.Tensor:
+        """``Embedder.embed_texts`` truncated, (N, dim)."""
+        return self._cut(self.embedder.embed_texts(texts, prefixes, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.embedder, name)

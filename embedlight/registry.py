@@ -9,14 +9,16 @@ Group contracts:
 
 * ``backbone``: an ``nn.Module`` with ``forward(input_ids, attention_mask) -> (B, L, H)`` hidden
   states, attributes ``hidden_size``, ``tokenizer``, ``model`` (the Hugging Face model) and
-  ``padding_side``, and ``save_pretrained(dir, padding_side=None)``.
+  ``padding_side``, and ``save_pretrained(dir, padding_side=None)``; optionally ``layer_classes``
+  (its transformer-layer classes, the FSDP wrap and activation-checkpointing units).
 * ``pooler``: an ``nn.Module`` with ``bind(hidden_size)`` (builds an optional projection head),
   ``out_dim`` and ``forward(hidden (B, L, H), attention_mask (B, L), instruction_mask (B, L) | None)
   -> (B, D)``.
 * ``loss``: an ``nn.Module`` with ``forward(query (B, D), docs (B*G, D), **batch) -> scalar``; rows
   ``docs[i*G:(i+1)*G]`` belong to query ``i`` and the first of them is its positive. Batch extras
   (``labels`` for scored pairs, ``in_batch_negatives``) are passed as keywords; a loss ignores what
-  it does not use.
+  it does not use. A loss that trains prefixes of the embedding (``matryoshka``) reports them with
+  ``trained_dims(embedding_size)``: the export records them and evaluation reports each.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from embedlight.loggers import finish as finish_loggers
 from embedlight.loggers import log_config
 from embedlight.registry import _load_all
 from embedlight.run_dir import guard_output_dir, save_hydra_config
+from embedlight.strategies import build_strategy
 
 log = logging.getLogger("embedlight.train")
 _load_all()  # registered components must be in the ConfigStore before Hydra composes
@@ -94,6 +95,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         logger=logger,
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,
+        strategy=build_strategy(cfg.trainer.get("strategy", "auto"), module),  # FSDP: from the backbone
     )
     log_config(trainer.loggers, cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_resume(cfg.get("resume"), out))

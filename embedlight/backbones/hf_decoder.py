@@ -32,7 +32,12 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embedlight.backbones.hf_encoder import load_hf_model, load_hf_tokenizer, torch_dtype
+from embedlight.backbones.hf_encoder import (
+    load_hf_model,
+    load_hf_tokenizer,
+    torch_dtype,
+    transformer_layer_classes,
+)
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
 from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.registry import register
@@ -254,6 +259,11 @@ class HFDecoder(nn.Module):
     def padding_side(self) -> str:
         """``left`` or ``right``: how this backbone's batches are padded (training and ``encode``)."""
         return str(self.tokenizer.padding_side)
+
+    @property
+    def layer_classes(self) -> tuple[type[nn.Module], ...]:
+        """The decoder-layer classes (FSDP auto-wrap and activation checkpointing)."""
+        return transformer_layer_classes(self.base_model)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         """Return the last hidden states, (B, L, H).

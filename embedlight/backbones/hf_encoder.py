@@ -76,6 +76,24 @@ def load_hf_model(
     return model.train()
 
 
+def transformer_layer_classes(model: nn.Module) -> tuple[type[nn.Module], ...]:
+    """The classes of ``model``'s repeated transformer layers (FSDP wrap / checkpointing units).
+
+    A layer is a module held in an ``nn.ModuleList`` (the layer stack); when the model lists
+    ``_no_split_modules`` (transformers' own "do not split across devices" units) only those
+    names count, which leaves out e.g. BERT's embeddings. BERT -> ``BertLayer``, Llama ->
+    ``LlamaDecoderLayer``; LoRA-wrapped models report the same classes.
+    """
+    names: set[str] = set()
+    for m in model.modules():
+        names.update(getattr(m, "_no_split_modules", None) or ())
+    stacked = {type(c) for m in model.modules() if isinstance(m, nn.ModuleList) for c in m}
+    found = sorted((c for c in stacked if not names or c.__name__ in names), key=lambda c: c.__name__)
+    if not found:
+        raise ValueError(f"{type(model).__name__}: no repeated transformer layer (nn.ModuleList) found")
+    return tuple(found)
+
+
 @register("backbone", "hf_encoder")
 class HFEncoder(nn.Module):
     """Any ``transformers.AutoModel`` encoder, loaded from a hub id, a local folder or a bundled name.
@@ -134,6 +152,11 @@ class HFEncoder(nn.Module):
     def padding_side(self) -> str:
         """``left`` or ``right``: how this backbone's batches are padded (the tokenizer's side)."""
         return str(self.tokenizer.padding_side)
+
+    @property
+    def layer_classes(self) -> tuple[type[nn.Module], ...]:
+        """This model's transformer-layer classes (FSDP auto-wrap and activation checkpointing)."""
+        return transformer_layer_classes(self.model)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         """Return the last hidden states, (B, L, H)."""

@@ -65,7 +65,7 @@ class EvaluationCallback(L.Callback):
         self._done.add(phase)
         if trainer.is_global_zero and self._specs:
             log.info("evaluation (%s training)", phase)
-            self.results[phase] = run_evaluators(self.evaluators, pl_module.embedder)
+            self.results[phase] = evaluate_dims(self.evaluators, pl_module.embedder)
             for logger in trainer.loggers:
                 logger.log_metrics(
                     {f"eval_{phase}/{k}": v for k, v in self.results[phase].items()}, step=trainer.global_step
@@ -107,6 +107,20 @@ class EvaluationCallback(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.results = dict(state_dict.get("results", {}))
         self._done = set(state_dict.get("done", self.results))
+
+
+def evaluate_dims(evaluators: Sequence[Evaluator], embedder: Any) -> dict[str, float]:
+    """Run the evaluators on the full embedding and on each trained Matryoshka prefix.
+
+    Prefix results are keyed ``<evaluator>/dim<d>/<metric>`` (e.g. ``bbc/dim128/ndcg@10``); the full
+    vector keeps the plain ``<evaluator>/<metric>`` keys.
+    """
+    results = run_evaluators(evaluators, embedder)
+    for dim in getattr(embedder, "eval_dims", list)():
+        for key, value in run_evaluators(evaluators, embedder.truncated(dim)).items():
+            name, _, metric = key.partition("/")
+            results[f"{name}/dim{dim}/{metric}"] = value
+    return results
 
 
 def _named(key: str, spec: Any) -> Any:

@@ -132,6 +132,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         self.group_by_length = group_by_length
         self.sources: list[Source] = []
         self.batch_sampler: MixtureBatchSampler | None = None
+        self.negatives_version = 0  # 0 = the files' own negatives; >0 = re-mined (RefreshNegatives)
 
     @staticmethod
     def _specs(train_files: Sequence[str] | None, sources: Mapping[str, Mapping[str, Any]] | None) -> dict:
@@ -195,6 +196,25 @@ class ContrastiveDataModule(L.LightningDataModule):
             )
             log.info("data: source %s: %d %s rows, weight %.2f", name, len(rows), kind, source.weight)
             self.sources.append(source)
+
+    def set_negatives(self, version: int, negatives: Mapping[str, Sequence[list[str]]]) -> None:
+        """Serve re-mined hard negatives (ANCE-style refresh) from now on.
+
+        Args:
+            version: Version of the mined negatives (kept in checkpoints by the refresh callback).
+            negatives: Source name -> one list of negatives per row, in row order; sources not named keep
+                their current negatives.
+        """
+        by_name = {s.name: s for s in self.sources}
+        for name, negs in negatives.items():
+            if name not in by_name:
+                raise KeyError(f"set_negatives: unknown source {name!r}; sources: {sorted(by_name)}")
+            if len(negs) != len(by_name[name]):
+                raise ValueError(
+                    f"set_negatives: {len(negs)} rows of negatives for {len(by_name[name])} rows of {name!r}"
+                )
+            by_name[name].negatives = [list(n) for n in negs]
+        self.negatives_version = version
 
     def collator(self) -> ContrastiveCollator:
         """The collator for this data and tokenizer."""

@@ -33,6 +33,9 @@ class Source:
         instruction_fields: Values for template fields such as ``{task}`` or ``{domain}``.
         in_batch_negatives: False for FlagEmbedding's ``no_in_batch_neg`` data.
         use_row_prompt: Let a row's ``prompt`` field override the query instruction.
+        negatives: Per-row hard negatives served instead of the rows' ``neg`` (set by
+            :meth:`~embedlight.data.datamodule.ContrastiveDataModule.set_negatives` when negatives are
+            re-mined during training); None serves the rows' own.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Source:
     instruction_fields: dict[str, str] = field(default_factory=dict)
     in_batch_negatives: bool = True
     use_row_prompt: bool = True
+    negatives: Sequence[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -79,8 +83,10 @@ class MixtureDataset(Dataset):
         rng = _row_rng(self.seed, key)
         p = rng.randrange(len(row["pos"]))
         k = self.group_size - 1
-        negs: list[str] = list(row.get("neg") or [])
-        neg_idx: list[int] | None  # indices into row["neg"]; None when negatives come from other rows
+        negs: list[str] = list(
+            (row.get("neg") if source.negatives is None else source.negatives[row_idx]) or []
+        )
+        neg_idx: list[int] | None  # indices into negs; None when negatives come from other rows
         if k == 0:
             neg_idx = []
         elif len(negs) >= k:
@@ -106,6 +112,8 @@ class MixtureDataset(Dataset):
             "prompt": row.get("prompt"),
         }
         pos_scores, neg_scores = row.get("pos_scores"), row.get("neg_scores")
+        if source.negatives is not None:  # re-mined negatives: the file's scores belong to its own negatives
+            neg_scores = None
         if pos_scores is not None and neg_idx is not None and (neg_scores is not None or not neg_idx):
             item["teacher_scores"] = [pos_scores[p], *(neg_scores[j] for j in neg_idx)]  # (G,)
         return item

@@ -10,7 +10,10 @@ import torch
 from torch import nn
 
 from embedlight.embedder import Embedder
-from embedlight.modules.optim import configure, current_lr
+from embedlight.modules.grad_cache import GradCache
+from embedlight.modules.optim import ManualOptimization, configure, current_lr
+
+FEATURES = ("query", "docs")  # tokenised inputs of a batch; every other key goes to the loss
 
 
 class ContrastiveModule(L.LightningModule):
@@ -25,6 +28,11 @@ class ContrastiveModule(L.LightningModule):
         pair_loss: Loss for scored pairs (e.g. ``cosent``); needed only if the data has them.
         optimizer: Partial taking parameter groups (default AdamW, lr 2e-5).
         scheduler: Partial taking ``(optimizer, num_training_steps)`` (default warmup + linear decay).
+        grad_cache_chunk_size: GradCache (Gao et al., 2021): embed the batch in chunks of this many
+            texts and backpropagate the full-batch loss chunk by chunk (see
+            :mod:`embedlight.modules.grad_cache`); null or 0 = off. The module then optimises
+            manually and applies the Trainer's ``gradient_clip_val``/``gradient_clip_algorithm``/
+            ``accumulate_grad_batches`` itself (see :class:`~embedlight.modules.optim.ManualOptimization`).
     """
 
     def __init__(
@@ -34,6 +42,7 @@ class ContrastiveModule(L.LightningModule):
         pair_loss: nn.Module | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        grad_cache_chunk_size: int | None = None,  # null/0 = off
     ) -> None:
         super().__init__()
         self.embedder = embedder
@@ -43,38 +52,68 @@ class ContrastiveModule(L.LightningModule):
             lambda params: torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
         )
         self.scheduler_factory = scheduler
+        trained_dims = getattr(loss, "trained_dims", None)  # a Matryoshka loss reports its prefixes
+        if trained_dims is not None:
+            embedder.trained_dims = trained_dims(embedder.dim)
+        self.grad_cache = GradCache(grad_cache_chunk_size) if grad_cache_chunk_size else None
+        self.manual = ManualOptimization() if self.grad_cache else None
+        self.automatic_optimization = self.manual is None
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embed a tokenised batch, (B, D)."""
         return self.embedder(features)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        q = self.embedder(batch["query"])  # (B, D)
-        d = self.embedder(batch["docs"])  # (B*G, D)
-        labels = batch.get("labels")
+        extras = {k: v for k, v in batch.items() if k not in FEATURES}  # labels, in_batch_negatives, ...
+        labels = extras.get("labels")
         loss_fn = self.loss if labels is None else self.pair_loss
         if loss_fn is None:
             raise RuntimeError(
                 "a scored-pair batch arrived but no pair_loss is configured (set pair_loss=cosent)"
             )
-        loss = loss_fn(
-            q,
-            d,
-            labels=labels,
-            in_batch_negatives=batch.get("in_batch_negatives"),
-            teacher_scores=batch.get("teacher_scores"),  # (B, G) for distillation losses, else None
-        )
-        self.log("train/loss", loss, prog_bar=True, batch_size=q.size(0))
+        if self.grad_cache is None:
+            q = self.embedder(batch["query"])  # (B, D)
+            d = self.embedder(batch["docs"])  # (B*G, D)
+            loss = loss_fn(q, d, **extras)
+        else:
+            loss = self._grad_cache_step(batch, batch_idx, lambda q, d: loss_fn(q, d, **extras))
+        n = int(batch["query"]["input_ids"].size(0))
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
         kind = "train/contrastive_loss" if labels is None else "train/pair_loss"
-        self.log(kind, loss, batch_size=q.size(0))  # per batch type, for mixtures
+        self.log(kind, loss, batch_size=n)  # per batch type, for mixtures
         if (lr := current_lr(self)) is not None:
-            self.log("train/lr", lr, batch_size=q.size(0))
+            self.log("train/lr", lr, batch_size=n)
+        if self.manual is not None:
+            self.manual.step(self, batch_idx)
         return loss
 
-    def configure_optimizers(self) -> Any:
-        return configure(
-            self, self.optimizer_factory, self.scheduler_factory, self.trainer.estimated_stepping_batches
+    def _grad_cache_step(
+        self, batch: dict[str, Any], batch_idx: int, loss_fn: Callable[..., torch.Tensor]
+    ) -> torch.Tensor:
+        """One GradCache forward/backward over the batch's queries and documents (manual optimization)."""
+        assert self.grad_cache is not None and self.manual is not None
+        scale = 1.0 / self.manual.accumulate  # as Lightning divides an accumulated loss
+        return self.grad_cache(
+            self.embedder,
+            [batch["query"], batch["docs"]],
+            loss_fn,
+            lambda x: self.manual_backward(x * scale),
+            no_sync=getattr(self.trainer.strategy.model, "no_sync", None),  # DDP/FSDP wrapper, if any
+            sync=self.manual.will_step(self.trainer, batch_idx),
         )
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        # the only hook Lightning runs before it rejects Trainer clipping/accumulation in manual mode
+        if self.manual is not None:
+            self.manual.take_over(self.trainer)
+        return []
+
+    def configure_optimizers(self) -> Any:
+        if self.manual is not None:  # accumulation was taken over from the Trainer
+            steps = self.manual.optimizer_steps(self.trainer)
+        else:
+            steps = self.trainer.estimated_stepping_batches
+        return configure(self, self.optimizer_factory, self.scheduler_factory, steps)
 
     def export(self, directory: str) -> str:
         """Write the trained embedder for transformers and sentence-transformers (see ``Embedder.export``)."""

@@ -37,6 +37,8 @@ class ICLModule(ContrastiveModule):
         separator: Separator between examples, written to the export.
         save_trainable_only: Checkpoints hold only parameters that require grad (LoRA adapters, heads)
             instead of the frozen multi-GB base model; loading is non-strict for the frozen rest.
+        grad_cache_chunk_size: GradCache chunk size (texts per forward); null/0 = off (see
+            :class:`ContrastiveModule`).
     """
 
     def __init__(
@@ -49,9 +51,10 @@ class ICLModule(ContrastiveModule):
         template: str | Mapping[str, str] = "bge_icl",
         separator: str = DEFAULT_SEPARATOR,
         save_trainable_only: bool = True,
+        grad_cache_chunk_size: int | None = None,  # null/0 = off
     ) -> None:
         optimizer = optimizer or (lambda params: torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0))
-        super().__init__(embedder, loss, pair_loss, optimizer, scheduler)
+        super().__init__(embedder, loss, pair_loss, optimizer, scheduler, grad_cache_chunk_size)
         self.template = resolve_icl_template(template)
         self.separator = separator
         self.save_trainable_only = save_trainable_only

@@ -41,3 +41,59 @@ def current_lr(module: L.LightningModule) -> float | None:
     if trainer is None or not trainer.optimizers:
         return None
     return float(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+class ManualOptimization:
+    """The optimizer step of Lightning's automatic loop, for a module that runs its own backward.
+
+    Lightning's manual optimization (needed by GradCache, which backpropagates chunk by chunk) rejects
+    ``Trainer(gradient_clip_val=..., accumulate_grad_batches=...)``. :meth:`take_over` moves those
+    settings from the Trainer to this object (from ``LightningModule.configure_callbacks``, the one
+    hook that runs before Lightning's check), and :meth:`step` applies them as the automatic loop
+    does: clip, optimizer step, zero the gradients, step the per-step lr scheduler; every
+    ``accumulate`` batches and at the last batch of an epoch.
+    """
+
+    def __init__(self) -> None:
+        self.clip_val: float | None = None
+        self.clip_algorithm: str | None = None
+        self.accumulate = 1
+
+    def take_over(self, trainer: L.Trainer) -> None:
+        """Adopt the Trainer's clipping and accumulation settings and clear them there."""
+        if trainer.gradient_clip_val:
+            self.clip_val = float(trainer.gradient_clip_val)
+            self.clip_algorithm = trainer.gradient_clip_algorithm
+            trainer.gradient_clip_val = None
+        if trainer.accumulate_grad_batches != 1:
+            self.accumulate = int(trainer.accumulate_grad_batches)
+            trainer.accumulate_grad_batches = 1
+
+    def optimizer_steps(self, trainer: L.Trainer) -> int | float:
+        """The Trainer's estimate of optimizer steps, with the accumulation taken over (lr schedule length)."""
+        saved = trainer.accumulate_grad_batches
+        trainer.accumulate_grad_batches = self.accumulate
+        try:
+            return trainer.estimated_stepping_batches
+        finally:
+            trainer.accumulate_grad_batches = saved
+
+    def will_step(self, trainer: L.Trainer, batch_idx: int) -> bool:
+        """Whether this batch ends an accumulation window (and so syncs and steps)."""
+        last = batch_idx + 1 >= trainer.num_training_batches
+        return (batch_idx + 1) % self.accumulate == 0 or last
+
+    def step(self, module: L.LightningModule, batch_idx: int) -> None:
+        """Clip, step the optimizer and the lr scheduler, zero the gradients (when the window ends)."""
+        if not self.will_step(module.trainer, batch_idx):
+            return
+        opt = module.optimizers()
+        if self.clip_val:
+            module.clip_gradients(
+                opt, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm
+            )
+        opt.step()
+        opt.zero_grad()
+        scheduler = module.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()

@@ -129,9 +129,12 @@ def test_hardware_presets_compose(hardware, tmp_path):
         "ddp_cpu": ("cpu", 2, "32-true", "ddp"),
         "gpu": ("gpu", 1, "32-true", "auto"),
         "gpu_bf16": ("gpu", 1, "bf16-mixed", "auto"),
+        "fsdp": ("gpu", -1, "32-true", "embedlight.strategies.fsdp_strategy"),  # built from the backbone
+        "fsdp_bf16": ("gpu", -1, "bf16-mixed", "embedlight.strategies.fsdp_strategy"),
     }[hardware]
     t = cfg.trainer
-    assert (t.accelerator, t.devices, t.strategy) == (want[0], want[1], want[3])
+    strategy = t.strategy if isinstance(t.strategy, str) else t.strategy._target_
+    assert (t.accelerator, t.devices, strategy) == (want[0], want[1], want[3])
     if want[2] is None:  # `auto` resolves to the precision this machine runs fastest
         from embedlight.hardware import auto_precision
 
