@@ -20,8 +20,12 @@ doc_ids = [d["_id"] for d in docs]
 rr = {}
 for name, path in (("a", a), ("b", b)):
     model = SentenceTransformer(path, device="cpu")
-    D = model.encode([d["text"] for d in docs], batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
-    Q = model.encode([q["text"] for q in queries], batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+    D = model.encode(
+        [d["text"] for d in docs], batch_size=32, convert_to_numpy=True, normalize_embeddings=True
+    )
+    Q = model.encode(
+        [q["text"] for q in queries], batch_size=64, convert_to_numpy=True, normalize_embeddings=True
+    )
     S = Q @ D.T  # (Q, N)
     ranks = []
     for i, q in enumerate(queries):
