@@ -19,7 +19,16 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # CPU instructions with native bf1
 
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
-    """True if ``/proc/cpuinfo`` lists AMX-BF16 or AVX512-BF16 (Intel Sapphire Rapids+, AMD Zen 4+)."""
+    """True if ``/proc/cpuinfo`` lists AMX-BF16 or AVX512-BF16 (Intel Sapphire Rapids+, AMD Zen 4+).
+
+    ``EMBEDLIGHT_CPU_BF16=0`` or ``=1`` overrides the detection (a VM that hides its CPU flags, or a
+    test of the other kind of machine's defaults).
+    """
+    forced = os.environ.get("EMBEDLIGHT_CPU_BF16", "").strip().lower()
+    if forced in ("0", "false", "no", "1", "true", "yes"):
+        return forced in ("1", "true", "yes")
+    if forced:
+        raise ValueError(f"EMBEDLIGHT_CPU_BF16 must be 0 or 1, got {forced!r}")
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:

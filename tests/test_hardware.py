@@ -65,3 +65,24 @@ def test_default_config_resolves_precision(hw):
     assert precision in ("32-true", "bf16-mixed")
     if hw == "auto":
         assert precision == hardware.auto_precision("auto")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", False), ("1", True), ("true", True), ("no", False)])
+def test_env_overrides_the_cpu_flags(monkeypatch, value, expected):
+    monkeypatch.setenv("EMBEDLIGHT_CPU_BF16", value)
+    hardware.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert hardware.cpu_has_fast_bf16() is expected
+        assert hardware.auto_precision("cpu") == ("bf16-mixed" if expected else "32-true")
+    finally:
+        hardware.cpu_has_fast_bf16.cache_clear()
+
+
+def test_env_override_rejects_other_values(monkeypatch):
+    monkeypatch.setenv("EMBEDLIGHT_CPU_BF16", "maybe")
+    hardware.cpu_has_fast_bf16.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="EMBEDLIGHT_CPU_BF16"):
+            hardware.cpu_has_fast_bf16()
+    finally:
+        hardware.cpu_has_fast_bf16.cache_clear()
