@@ -17,6 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from embedlight.utils import write_text
+
 log = logging.getLogger(__name__)
 
 HYDRA_SUBDIR = ".hydra"  # Hydra's default output_subdir
@@ -101,7 +103,4 @@ def save_hydra_config(cfg: DictConfig) -> None:
         "overrides.yaml": hydra_cfg.overrides.task,
     }
     for name, node in files.items():
-        tmp = os.path.join(folder, name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(OmegaConf.to_yaml(node, resolve=False))
-        os.replace(tmp, os.path.join(folder, name))
+        write_text(os.path.join(folder, name), OmegaConf.to_yaml(node, resolve=False))

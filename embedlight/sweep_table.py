@@ -22,18 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from embedlight.utils import write_json
+from embedlight.utils import write_json, write_text
 
 log = logging.getLogger(__name__)
 
 TRIAL_FILE = "trial.json"
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def read_trials(sweep_dir: str) -> list[dict[str, Any]]:
@@ -86,9 +79,9 @@ def write_table(sweep_dir: str, direction: str = "maximize", objective_name: str
     writer = csv.writer(buf)
     writer.writerow(columns)
     writer.writerows(rows)
-    _atomic_text(os.path.join(sweep_dir, "trials.csv"), buf.getvalue())
+    write_text(os.path.join(sweep_dir, "trials.csv"), buf.getvalue())
     table = to_markdown(columns, rows)
-    _atomic_text(os.path.join(sweep_dir, "trials.md"), table + "\n")
+    write_text(os.path.join(sweep_dir, "trials.md"), table + "\n")
     return table
 
 

@@ -39,7 +39,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedlight.utils import write_json
+from embedlight.utils import write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -183,15 +183,6 @@ def _dedupe(articles: list[Article]) -> list[Article]:
     return kept
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write ``rows`` as UTF-8 JSONL atomically (temporary file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _expected_files(out: Path, val: bool = False) -> list[Path]:
     """Files that must all exist for a previous build to be reused."""
     files = [
@@ -231,10 +222,10 @@ def _triplet_rows(articles: list[Article], rng: random.Random) -> list[dict]:
 def _write_beir(folder: Path, articles: list[Article], split: str) -> None:
     """A BEIR folder: corpus = the articles' bodies, queries = their titles, one relevant doc each."""
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    _write_jsonl(
+    write_jsonl(
         folder / "corpus.jsonl", [{"_id": f"d-{a.key}", "title": "", "text": a.body} for a in articles]
     )
-    _write_jsonl(folder / "queries.jsonl", [{"_id": f"q-{a.key}", "text": a.title} for a in articles])
+    write_jsonl(folder / "queries.jsonl", [{"_id": f"q-{a.key}", "text": a.title} for a in articles])
     qrels_tmp = folder / "qrels" / f"{split}.tsv.tmp"
     with open(qrels_tmp, "w", encoding="utf-8") as f:
         f.write("query-id\tcorpus-id\tscore\n")
@@ -359,13 +350,13 @@ def prepare_bbc(
     (out / "test").mkdir(parents=True, exist_ok=True)
     if meta_path.exists():
         meta_path.unlink()  # an interrupted rebuild must not look complete
-    _write_jsonl(out / "train.jsonl", train_rows)
+    write_jsonl(out / "train.jsonl", train_rows)
     _write_beir(out / "test", test, "test")
     n_val = 0
     if val_fraction > 0:
         fit, val = _carve_validation(train, val_fraction, seed)
         n_val = len(val)
-        _write_jsonl(out / "train_minus_val.jsonl", _triplet_rows(fit, random.Random(f"bbc-fit-{seed}")))
+        write_jsonl(out / "train_minus_val.jsonl", _triplet_rows(fit, random.Random(f"bbc-fit-{seed}")))
         _write_beir(out / "val", val, "val")
     (out / "LICENSE_NOTE.txt").write_text(LICENSE_NOTE, encoding="utf-8")
 

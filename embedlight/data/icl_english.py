@@ -19,6 +19,8 @@ import logging
 import os
 from collections import OrderedDict
 
+from embedlight.utils import write_jsonl
+
 log = logging.getLogger(__name__)
 
 NLI_TASK = "Given a premise, retrieve a hypothesis that is entailed by the premise."
@@ -28,14 +30,6 @@ STS_TASK = "Retrieve semantically similar text."
 def _lines(path: str) -> list[str]:
     with open(path, encoding="utf-8") as fh:
         return [line.rstrip("\n").strip() for line in fh]
-
-
-def _write(path: str, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -> dict[str, int]:
@@ -70,7 +64,7 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
         for q, g in groups.items()
         if g["pos"]
     ]
-    _write(os.path.join(out_dir, "snli.jsonl"), rows)
+    write_jsonl(os.path.join(out_dir, "snli.jsonl"), rows)
     counts["snli.jsonl"] = len(rows)
 
     rows = []
@@ -80,7 +74,7 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
                 rows.append(
                     {"query": rec["sentence1"], "pos": [rec["sentence2"]], "neg": [], "prompt": STS_TASK}
                 )
-    _write(os.path.join(out_dir, "stsb.jsonl"), rows)
+    write_jsonl(os.path.join(out_dir, "stsb.jsonl"), rows)
     counts["stsb.jsonl"] = len(rows)
 
     rows = []
@@ -91,7 +85,7 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
                 if line.strip():
                     r = json.loads(line)
                     rows.append({k: r[k] for k in ("query", "pos", "neg", "prompt") if k in r})
-    _write(os.path.join(out_dir, "retrieval.jsonl"), rows)
+    write_jsonl(os.path.join(out_dir, "retrieval.jsonl"), rows)
     counts["retrieval.jsonl"] = len(rows)
     log.info("prepared ICL English data in %s: %s", out_dir, counts)
     return counts

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from embedlight.data.jsonl import TRIPLET, DataFormatError, iter_objects, validate_row
+from embedlight.utils import write_jsonl  # noqa: F401  (the data engine's output writer)
 
 
 def read_triplets(path: str) -> list[dict[str, Any]]:
@@ -58,24 +58,3 @@ def check_output(path: str, overwrite: bool) -> None:
     """Refuse to replace an existing output unless ``overwrite`` is set."""
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")
-
-
-# Line breaks that JSON leaves raw but str.splitlines() and some JSONL readers split on
-_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
-
-
-def write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSONL atomically (a temporary file renamed over ``path``); returns the row count.
-
-    Text stays readable UTF-8, except U+2028, U+2029 and U+0085, which are escaped so that every
-    reader sees one row per line.
-    """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
