@@ -200,6 +200,14 @@ def iter_objects(path: str, what: str = "training file") -> Iterator[tuple[int, 
                 ) from err
 
 
+def iter_records(path: str, what: str = "training file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`iter_objects` for files whose every line must be a JSON object (``(line, dict)`` pairs)."""
+    for line_no, obj in iter_objects(path, what):
+        if not isinstance(obj, dict):
+            raise DataFormatError(path, line_no, None, f"expected a JSON object, got {type(obj).__name__}")
+        yield line_no, obj
+
+
 def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
     """Yield validated rows of a JSONL file; the first row fixes ``kind`` when it is None."""
     for line_no, row in iter_objects(path):

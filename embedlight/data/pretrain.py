@@ -18,7 +18,7 @@ from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_objects, read_jsonl
+from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_records, read_jsonl
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.hardware import loader_kwargs
@@ -39,9 +39,7 @@ def read_texts(
     if text_field == "text" and title_field is None:
         yield from read_jsonl(path, TEXT)
         return
-    for line_no, row in iter_objects(path):
-        if not isinstance(row, dict):
-            raise DataFormatError(path, line_no, None, f"expected a JSON object, got {type(row).__name__}")
+    for line_no, row in iter_records(path):
         text = row.get(text_field)
         if text is None:
             raise DataFormatError(path, line_no, text_field, "missing")

@@ -17,13 +17,13 @@ Data:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from embedlight.data.jsonl import iter_records
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import embed_normalized
 from embedlight.evaluation.pair_classification import average_precision
@@ -70,20 +70,13 @@ def reranking_metrics(
 
 def _load_jsonl(path: str) -> RerankingData:
     data = RerankingData([], [], [])
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            for key, kind in (("query", str), ("positive", list), ("negative", list)):
-                if not isinstance(row.get(key), kind):
-                    raise ValueError(f"{path}:{lineno}: field {key!r} must be a {kind.__name__}")
-            data.queries.append(row["query"])
-            data.candidates.append(list(row["positive"]) + list(row["negative"]))
-            data.relevant.append([1] * len(row["positive"]) + [0] * len(row["negative"]))
+    for lineno, row in iter_records(path, "reranking file"):
+        for key, kind in (("query", str), ("positive", list), ("negative", list)):
+            if not isinstance(row.get(key), kind):
+                raise ValueError(f"{path}:{lineno}: field {key!r} must be a {kind.__name__}")
+        data.queries.append(row["query"])
+        data.candidates.append(list(row["positive"]) + list(row["negative"]))
+        data.relevant.append([1] * len(row["positive"]) + [0] * len(row["negative"]))
     return data
 
 

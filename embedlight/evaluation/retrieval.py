@@ -20,16 +20,16 @@ Scores are averaged over the evaluated queries, i.e. those with at least one rel
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from embedlight.data.jsonl import iter_records
 from embedlight.evaluation.base import Evaluator, TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -59,25 +59,6 @@ class RetrievalData:
     doc_ids: list[str]
     doc_texts: list[str]
     qrels: dict[str, dict[str, int]]
-
-
-def _iter_jsonl(path: str) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` for every non-blank line of a JSONL file.
-
-    Raises:
-        ValueError: On invalid JSON or a non-object line.
-    """
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
 
 
 def _field(obj: dict, key: str, path: str, lineno: int, *, required: bool = True) -> str:
@@ -197,7 +178,7 @@ def load_beir(
     query_ids: list[str] = []
     query_texts: list[str] = []
     seen_queries: set[str] = set()
-    for lineno, obj in _iter_jsonl(queries_path):
+    for lineno, obj in iter_records(queries_path, "BEIR queries file"):
         qid = _field(obj, "_id", queries_path, lineno)
         text = _field(obj, "text", queries_path, lineno)
         if qid in seen_queries:
@@ -234,7 +215,7 @@ def load_beir(
     doc_texts: list[str] = []
     seen_docs: set[str] = set()
     n_other = 0
-    for lineno, obj in _iter_jsonl(corpus_path):
+    for lineno, obj in iter_records(corpus_path, "BEIR corpus file"):
         did = _field(obj, "_id", corpus_path, lineno)
         text = _field(obj, "text", corpus_path, lineno)
         title = _field(obj, "title", corpus_path, lineno, required=False).strip()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
+from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, iter_records, read_jsonl, sniff_kind
 
 
 def _write(path, rows):
@@ -62,3 +62,12 @@ def test_invalid_json_and_pair_score(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         list(read_jsonl("/nonexistent/nope.jsonl"))
+
+
+def test_iter_records_yields_objects_and_names_the_line_of_a_non_object(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"b": 2}\n[1, 2]\n')
+    it = iter_records(str(path))
+    assert [next(it), next(it)] == [(1, {"a": 1}), (3, {"b": 2})]  # BOM dropped, blank line skipped
+    with pytest.raises(DataFormatError, match=r"records.jsonl:4: expected a JSON object, got list"):
+        next(it)

@@ -57,3 +57,13 @@ def test_real_msmarco_reranking_counts(shared_data):
     judged = sum(len(c) - 20 for c in data.candidates)
     assert judged == 4102  # every qrel row (grades 1-3) of the 43 judged queries
     assert all(0 < sum(r) < len(r) for r in data.relevant)
+
+
+def test_malformed_reranking_file_names_file_and_line(tmp_path):
+    path = tmp_path / "rerank.jsonl"
+    path.write_text('{"query": "q", "positive": ["a"], "negative": ["b"]}\n{"query": "q",\n')
+    with pytest.raises(ValueError, match=r"rerank.jsonl:2: invalid JSON"):
+        load_reranking(str(path))
+    path.write_text('{"query": "q", "positive": "a", "negative": ["b"]}\n')
+    with pytest.raises(ValueError, match=r"rerank.jsonl:1: field 'positive' must be a list"):
+        load_reranking(str(path))
