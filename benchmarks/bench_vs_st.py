@@ -66,8 +66,8 @@ def _train_pairs(data_dir: str) -> tuple[list[str], list[str]]:
 
 def _evaluate(spec: dict[str, Any], model_dir: str) -> dict[str, float]:
     """Score a saved model with embedlight's RetrievalEvaluator, loaded through sentence-transformers."""
-    from embedlight.eval import SentenceTransformerEncoder
     from embedlight.evaluation import RetrievalEvaluator
+    from embedlight.models.sentence_transformer import SentenceTransformerEncoder
 
     encoder = SentenceTransformerEncoder(model_dir, device=spec.get("device", "cpu"))
     encoder.model.max_seq_length = spec["max_len"]
@@ -133,7 +133,7 @@ def run_st(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
 
     from embedlight.backbones.resolve import resolve_pretrained
     from embedlight.callbacks.throughput import TokenTally
-    from embedlight.flops import transformer_flops
+    from embedlight.utils.flops import transformer_flops
 
     t_load = time.perf_counter()
     device = spec.get("device", "cpu")
@@ -315,7 +315,7 @@ def run_el(spec: dict[str, Any], workdir: str) -> dict[str, Any]:
     import torch
     from hydra import compose, initialize_config_module
 
-    from embedlight.train import build, run
+    from embedlight.training.run import build, run
 
     overrides = el_overrides(spec, workdir)
     with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):
@@ -543,12 +543,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out_path = os.path.abspath(args.out or os.path.join(REPO, "outputs", "bench", "bench_vs_st.json"))
     data_dir = os.path.abspath(args.data_dir)
     if not os.path.exists(os.path.join(data_dir, "bbc", "train.jsonl")):
-        from embedlight.data.bbc import prepare_bbc
+        from embedlight.data.builders.bbc import prepare_bbc
 
         prepare_bbc(os.path.join(data_dir, "bbc"))
 
     if args.peak == "measure":
-        from embedlight.bench_matmul import measure
+        from embedlight.utils.matmul_peak import measure
 
         n = 512 if quick else (8192 if args.device.startswith("cuda") else 2048)
         m = measure(n=n, seconds=0.2 if quick else 1.0, trials=1 if quick else 3, device=args.device)
@@ -661,7 +661,7 @@ def _version(name: str) -> str | None:
 
 
 def _cpu_name() -> str:
-    from embedlight.bench_matmul import _cpu_name as name
+    from embedlight.utils.matmul_peak import _cpu_name as name
 
     return name()
 

@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     train = os.path.join(args.data_dir, "bbc", "train.jsonl")
     if not os.path.exists(train):
-        from embedlight.data.bbc import prepare_bbc
+        from embedlight.data.builders.bbc import prepare_bbc
 
         prepare_bbc(os.path.join(args.data_dir, "bbc"))
     tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained("all-MiniLM-L6-v2"))

@@ -1,5 +1,5 @@
 """embedlight: train text-embedding models (RetroMAE, contrastive, ICL) with Lightning and Hydra."""
 
-from embedlight.hardware import register_resolvers
+from embedlight.utils.hardware import register_resolvers
 
 register_resolvers()

@@ -39,8 +39,8 @@ from embedlight.backbones.hf_encoder import (
     transformer_layer_classes,
 )
 from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
-from embedlight.flops import TransformerFlops, transformer_flops
 from embedlight.registry import register
+from embedlight.utils.flops import TransformerFlops, transformer_flops
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class HFDecoder(nn.Module):
         return out.last_hidden_state  # (B, L, H)
 
     def flop_model(self) -> TransformerFlops:
-        """Training FLOPs per step (see :mod:`embedlight.flops`): with LoRA the frozen base weights
+        """Training FLOPs per step (see :mod:`embedlight.utils.flops`): with LoRA the frozen base weights
         cost 4 FLOPs per entry and token (forward + input gradient), the adapters 6."""
         return transformer_flops(self.model, self.base_model.config)
 

@@ -12,9 +12,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 
 from embedlight.backbones.loading import check_loading_info
 from embedlight.backbones.resolve import resolve_pretrained
-from embedlight.flops import TransformerFlops, transformer_flops
-from embedlight.hardware import set_cudnn_attention
 from embedlight.registry import register
+from embedlight.utils.flops import TransformerFlops, transformer_flops
+from embedlight.utils.hardware import set_cudnn_attention
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_hf_model(
     """Load ``AutoModel`` weights from ``path`` (or build it fresh from its config), in training mode.
 
     ``from_pretrained`` returns a model in eval mode (dropout off); a trainer wants it on. The cuDNN
-    attention backend is switched per ``cudnn_attention`` (see :func:`embedlight.hardware.set_cudnn_attention`).
+    attention backend is switched per ``cudnn_attention`` (see :func:`embedlight.utils.hardware.set_cudnn_attention`).
     """
     set_cudnn_attention(cudnn_attention)
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
@@ -110,7 +110,7 @@ class HFEncoder(nn.Module):
         trust_remote_code: Run model code shipped with the checkpoint. Off by default: only enable it
             for checkpoints you trust.
         cudnn_attention: Allow PyTorch's cuDNN attention backend (off: it plans per sequence
-            length, see :func:`embedlight.hardware.set_cudnn_attention`). Process-wide.
+            length, see :func:`embedlight.utils.hardware.set_cudnn_attention`). Process-wide.
     """
 
     append_eos = False  # encoders end inputs with their own [SEP]
@@ -164,7 +164,7 @@ class HFEncoder(nn.Module):
         return out.last_hidden_state  # (B, L, H)
 
     def flop_model(self) -> TransformerFlops:
-        """Training FLOPs per step (see :mod:`embedlight.flops`): every block weight, frozen or not,
+        """Training FLOPs per step (see :mod:`embedlight.utils.flops`): every block weight, frozen or not,
         read from the live model; BERT's [CLS] pooler (unused) is left out."""
         pooler = getattr(self.model, "pooler", None)
         skip = [pooler] if isinstance(pooler, nn.Module) else []

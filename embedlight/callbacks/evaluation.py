@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from embedlight.evaluation import Evaluator, run_evaluators
-from embedlight.utils import write_json
+from embedlight.utils.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Neighbor Negative Contrastive Learning for Dense Text Retrieval"; cited by C-Pac
 Every ``every_n_steps`` optimizer steps, rank 0 encodes each triplet source's corpus (the pool of its
 rows' ``pos``/``neg`` texts, as FlagEmbedding mines) and queries with the current model, exactly as the
 collator feeds them (same instructions and token limits), samples new negatives from the rank window
-with the false-negative guards of :mod:`embedlight.data.mining.negatives`, and writes them to
+with the false-negative guards of :mod:`embedlight.engine.mining.negatives`, and writes them to
 ``<output_dir>/v<version>/<source>.jsonl``. All ranks wait at a barrier, then read that file and the
 data module serves the new negatives from the next batch on.
 
@@ -21,9 +21,9 @@ from typing import Any
 
 import lightning as L
 
-from embedlight.data.mining.io import pool_corpus, write_jsonl
-from embedlight.data.mining.miner import MineSettings, mine_negatives
-from embedlight.data.mining.negatives import FalseNegativeGuard
+from embedlight.engine.corpus import pool_corpus, write_jsonl
+from embedlight.engine.mining.miner import MineSettings, mine_negatives
+from embedlight.engine.mining.negatives import FalseNegativeGuard
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class RefreshNegatives(L.Callback):
         seed: Sampling seed (each version adds its number to it).
         batch_size: Texts per forward pass while encoding.
         sources: Names of the sources to refresh (default: every triplet source).
-        index: :func:`~embedlight.data.mining.search.build_index` options (default exact ``flat``).
+        index: :func:`~embedlight.engine.mining.search.build_index` options (default exact ``flat``).
     """
 
     def __init__(

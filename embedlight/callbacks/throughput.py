@@ -2,10 +2,10 @@
 
 MFU (model FLOPs utilisation) = useful model FLOP/s / the machine's peak FLOP/s. Useful FLOPs are
 counted on real (non-pad) tokens only, by the FLOP model the trained module reports
-(:mod:`embedlight.flops`): ``pl_module.flop_model()`` if the LightningModule has one (RetroMAE: encoder,
+(:mod:`embedlight.utils.flops`): ``pl_module.flop_model()`` if the LightningModule has one (RetroMAE: encoder,
 decoder and MLM heads), else its embedder's ``backbone.flop_model()`` (6 FLOPs per trained weight and
 token, 4 per frozen one as under LoRA, plus attention). The peak comes from config
-(``callbacks.throughput.peak_tflops``) or from ``python -m embedlight.bench_matmul --save``, which
+(``callbacks.throughput.peak_tflops``) or from ``python -m embedlight.utils.matmul_peak --save``, which
 measures fp32 and bf16 matmul TFLOP/s on this machine and caches them.
 """
 
@@ -21,14 +21,14 @@ from typing import Any
 import lightning as L
 import torch
 
-from embedlight.flops import FlopModel
-from embedlight.utils import write_json
+from embedlight.utils.flops import FlopModel
+from embedlight.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
 
 def peak_cache_path() -> str:
-    """Where ``python -m embedlight.bench_matmul --save`` stores the measured peaks."""
+    """Where ``python -m embedlight.utils.matmul_peak --save`` stores the measured peaks."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "embedlight", "peak_tflops.json")
 
@@ -125,7 +125,7 @@ class TokenThroughput(L.Callback):
         sample_key: Batch key whose rows count as samples (``query``; pretraining: the batch itself).
         peak_tflops: The machine's peak TFLOP/s per device for MFU: a number, a mapping
             ``{fp32: .., bf16: ..}`` picked by the trainer's precision, or None to read the cache
-            written by ``python -m embedlight.bench_matmul --save`` (no MFU if there is none).
+            written by ``python -m embedlight.utils.matmul_peak --save`` (no MFU if there is none).
         summary_path: If set, write a JSON summary at the end of training: steps, seconds from the
             first to the last step end, samples/s, tokens/s, pad fraction, MFU (the first step, with
             its warm-up, is excluded; its time is reported as ``first_step_seconds``).

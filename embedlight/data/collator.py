@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.instructions import render, resolve_template
 from embedlight.data.jsonl import PAIRS
 from embedlight.data.mixture import Source
 from embedlight.data.tokenize import tokenize
+from embedlight.prompts.instructions import render, resolve_template
 
 
 def text_hash(texts: Sequence[str]) -> torch.Tensor:

@@ -18,7 +18,7 @@ from embedlight.data.jsonl import FEATURES, PAIRS, TRIPLET, DataFormatError, rea
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
-from embedlight.hardware import loader_kwargs
+from embedlight.utils.hardware import loader_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ContrastiveDataModule(L.LightningDataModule):
         doc_instruction: Default document template ("" = raw documents).
         instruction_fields: Default template fields (``{task: ..., domain: ...}``).
         one_source_per_batch: Draw each batch from a single source.
-        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.hardware`).
+        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.utils.hardware`).
         seed: Seed of the epoch order and of negative sampling.
         append_eos: Append [EOS] (set from the backbone by the entry point).
         pad_to_multiple_of: Round padded lengths up.

@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_records, read_jsonl
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
-from embedlight.hardware import loader_kwargs
+from embedlight.utils.hardware import loader_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class PretrainDataModule(L.LightningDataModule):
             epoch has no known length, so set ``trainer.max_steps``.
         max_len: Chunk length in tokens, special tokens included; longer documents become several chunks.
         batch_size: Chunks per batch per device.
-        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.hardware`).
+        num_workers: DataLoader worker processes, or ``auto`` (see :mod:`embedlight.utils.hardware`).
         seed: Shuffle seed.
         prepare: Optional callable run once in ``prepare_data``.
         hf_name: Configuration name of ``hf_dataset``.

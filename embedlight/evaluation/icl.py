@@ -23,14 +23,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from embedlight.data.icl import (
-    DEFAULT_SEPARATOR,
-    PROMPTEOL_TEMPLATE,
-    Example,
-    ICLPromptBuilder,
-    load_examples,
-)
 from embedlight.evaluation.base import Evaluator
+from embedlight.prompts.examples import Example, load_examples
+from embedlight.prompts.icl import DEFAULT_SEPARATOR, PROMPTEOL_TEMPLATE, ICLPromptBuilder
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +33,7 @@ EVAL_MODES = ("zero_shot", "few_shot", "prompteol")
 
 
 class ICLEncoder:
-    """A ``TextEncoder`` over an :class:`~embedlight.embedder.Embedder` that builds ICL / PromptEOL inputs.
+    """A ``TextEncoder`` over an :class:`~embedlight.models.embedder.Embedder` that builds ICL / PromptEOL inputs.
 
     Queries get ``examples + instruction + query (+ suffix)``; documents stay raw. The ``instruction``
     argument of :meth:`encode` is ignored: the task and mode decide the prompt.

@@ -3,8 +3,8 @@
 This module imports mteb; ``embedlight.evaluation`` does not import it.
 
 * :class:`MTEBEncoder` implements mteb's encoder protocol (``mteb.models.abs_encoder.AbsEncoder``) over an
-  :class:`~embedlight.embedder.Embedder` or an export loaded by sentence-transformers
-  (:class:`embedlight.eval.SentenceTransformerEncoder`). Prompts: ``prompts`` maps
+  :class:`~embedlight.models.embedder.Embedder` or an export loaded by sentence-transformers
+  (:class:`embedlight.cli.eval.SentenceTransformerEncoder`). Prompts: ``prompts`` maps
   ``"<Task>-<query|document>"``, ``"<Task>"``, ``"<TaskType>-<query|document>"``, ``"<TaskType>"`` or
   ``"<query|document>"`` to an instruction (mteb's priority order); with no match the encoder's own
   default for the kind applies, i.e. the same prompts as training. For ICL models (an Embedder) with
@@ -101,8 +101,8 @@ class MTEBEncoder(AbsEncoder):
         return None
 
     def _icl_encoder(self, task_name: str, instruction: str | None) -> TextEncoder:
-        from embedlight.data.icl import find_examples, load_examples
         from embedlight.evaluation.icl import ICLEncoder
+        from embedlight.prompts.examples import find_examples, load_examples
 
         path = find_examples(self.icl_examples_dir, task_name)
         examples = load_examples(path)[: self.n_examples] if path else []

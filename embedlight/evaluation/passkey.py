@@ -8,7 +8,7 @@ document ``i`` is ``"what is <name_i>'s passkey?"``; it must retrieve document `
 candidates. Metric: top-1 accuracy per length (chance = ``1 / n_docs``).
 
 Lengths are in tokens of the encoder's tokenizer when it has one (``encoder.tokenizer``, as an
-:class:`~embedlight.embedder.Embedder`), else in whitespace words. A model that truncates its input (e.g.
+:class:`~embedlight.models.embedder.Embedder`), else in whitespace words. A model that truncates its input (e.g.
 ``max_length=256``) cannot see a passkey placed after the cut, so accuracy falls towards chance beyond it.
 """
 

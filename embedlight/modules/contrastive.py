@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from embedlight.embedder import Embedder
+from embedlight.models.embedder import Embedder
 from embedlight.modules.grad_cache import GradCache
 from embedlight.modules.optim import ManualOptimization, configure, current_lr
 
@@ -17,7 +17,7 @@ FEATURES = ("query", "docs")  # tokenised inputs of a batch; every other key goe
 
 
 class ContrastiveModule(L.LightningModule):
-    """Trains an :class:`~embedlight.embedder.Embedder` with an injected loss.
+    """Trains an :class:`~embedlight.models.embedder.Embedder` with an injected loss.
 
     Triplet batches (query + G documents) go to ``loss``; scored-pair batches (they carry ``labels``)
     go to ``pair_loss``. The module never looks at which loss or pooler it was given.

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from embedlight.data.icl import DEFAULT_SEPARATOR, resolve_icl_template
-from embedlight.embedder import Embedder
+from embedlight.models.embedder import Embedder
 from embedlight.modules.contrastive import ContrastiveModule
+from embedlight.prompts.icl import DEFAULT_SEPARATOR, resolve_icl_template
 
 
 class ICLModule(ContrastiveModule):
-    """Trains an :class:`~embedlight.embedder.Embedder` on few-shot ICL batches with an injected loss.
+    """Trains an :class:`~embedlight.models.embedder.Embedder` on few-shot ICL batches with an injected loss.
 
     Same contract as :class:`ContrastiveModule` (loss from the registry, optimizer/scheduler
     partials), plus: the example-budget counters of each batch are logged (``icl/examples``,

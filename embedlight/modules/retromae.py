@@ -36,8 +36,7 @@ from transformers.activations import ACT2FN
 
 from embedlight.backbones.resolve import resolve_pretrained
 from embedlight.data.limits import check_max_len
-from embedlight.embedder import Embedder
-from embedlight.flops import SumFlops, TokenFlops, TransformerFlops, matrix_weights
+from embedlight.models.embedder import Embedder
 from embedlight.modules.masking import (
     IGNORE_INDEX,
     apply_mlm_mask,
@@ -48,7 +47,8 @@ from embedlight.modules.masking import (
 )
 from embedlight.modules.optim import configure, current_lr
 from embedlight.registry import build as build_component
-from embedlight.utils import write_json
+from embedlight.utils.flops import SumFlops, TokenFlops, TransformerFlops, matrix_weights
+from embedlight.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ class RetroMAEModule(L.LightningModule):
         return configure(self, self.optimizer_factory, self.scheduler_factory, total)
 
     def flop_model(self) -> SumFlops:
-        """Training FLOPs per step for MFU (see :mod:`embedlight.flops`): the encoder, the MLM head
+        """Training FLOPs per step for MFU (see :mod:`embedlight.utils.flops`): the encoder, the MLM head
         on the masked encoder tokens, the one-layer decoder over every real token, and the MLM head
         on the decoder's targets (expected shares: ``encoder_mask_ratio``; ``basic``
         ``decoder_mask_ratio``, ``enhanced`` every token but slot 0, counted as all)."""

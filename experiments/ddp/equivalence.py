@@ -14,7 +14,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from embedlight.testing import make_tiny_model  # noqa: E402
-from embedlight.utils import write_json  # noqa: E402
+from embedlight.utils.io import write_json  # noqa: E402
 from tests.helpers import tiny_overrides  # noqa: E402
 from tests.integration.ddp_harness import ddp_and_single, max_weight_diff  # noqa: E402
 

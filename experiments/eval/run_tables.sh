@@ -23,7 +23,7 @@ EN+=(++evaluation.dbpedia_subset.max_queries=10 ++evaluation.dbpedia_subset.max_
 run() {
   local preset=$1
   shift
-  /usr/bin/time -v "$PY" -m embedlight.eval model="$MODEL" evaluation="$preset" "$@" \
+  /usr/bin/time -v "$PY" -m embedlight.cli.eval model="$MODEL" evaluation="$preset" "$@" \
     output="$OUT/${TAG}_${preset}.json" > "$OUT/${TAG}_${preset}.log" 2>&1
 }
 for name in ${EN_DROP:-}; do

@@ -15,12 +15,12 @@ import torch  # noqa: E402
 from embedlight.backbones.hf_decoder import HFDecoder  # noqa: E402
 from embedlight.backbones.hf_encoder import HFEncoder  # noqa: E402
 from embedlight.modules.retromae import RetroMAEModule  # noqa: E402
-from embedlight.utils import write_json  # noqa: E402
+from embedlight.utils.io import write_json  # noqa: E402
 
 
 def old_per_token(module: torch.nn.Module) -> int:
     """The former model: 6 FLOPs per token and block weight, all weights counted as trained."""
-    from embedlight.flops import matrix_weights
+    from embedlight.utils.flops import matrix_weights
 
     pooler = getattr(module, "pooler", None)
     frozen, trainable = matrix_weights(module, [pooler] if isinstance(pooler, torch.nn.Module) else [])

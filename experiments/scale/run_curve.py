@@ -70,8 +70,8 @@ def child(
 
     torch.set_num_threads(threads)
     from embedlight.backbones.hf_encoder import HFEncoder
-    from embedlight.embedder import Embedder
     from embedlight.losses.infonce import InfoNCELoss
+    from embedlight.models.embedder import Embedder
     from embedlight.modules.grad_cache import GradCache
     from embedlight.poolers.mean import MeanPooler
 

@@ -11,7 +11,7 @@ import torch
 from embedlight.backbones.hf_decoder import HFDecoder
 from embedlight.backbones.resolve import BUNDLED
 from embedlight.data.tokenize import tokenize
-from embedlight.embedder import Embedder
+from embedlight.models.embedder import Embedder
 from embedlight.poolers.last_token import LastTokenPooler
 from embedlight.registry import get
 

@@ -63,7 +63,7 @@ def test_plot_callback_state_survives_a_checkpoint_round_trip():
 
 
 def test_every_run_writes_plots_even_without_a_logger(tiny_bert, tmp_path):
-    from embedlight.train import run
+    from embedlight.training.run import run
     from tests.helpers import compose_cfg, tiny_overrides
 
     run(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=3, extra=["logger=none", "export=false"])))

@@ -9,7 +9,7 @@ import shutil
 
 import torch
 
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import compose_cfg, tiny_overrides
 
 REFRESH = (

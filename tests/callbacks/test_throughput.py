@@ -17,9 +17,9 @@ from embedlight.callbacks.throughput import (
     peak_cache_path,
     resolve_flop_model,
 )
-from embedlight.flops import TransformerFlops, row_sums
 from embedlight.modules.retromae import RetroMAEModule
-from embedlight.train import run
+from embedlight.training.run import run
+from embedlight.utils.flops import TransformerFlops, row_sums
 from tests.helpers import compose_cfg, tiny_overrides
 
 # the tiny models of embedlight.testing: hidden 32, 2 layers, 2 heads, MLP width 64; Llama: 1 KV head
@@ -94,7 +94,7 @@ def test_retromae_counts_decoder_and_mlm_heads(tiny_bert):
 
 
 def test_contrastive_module_reports_its_backbone(tiny_bert, tmp_path):
-    from embedlight.train import build
+    from embedlight.training.run import build
 
     module, _ = build(compose_cfg(tiny_overrides(tiny_bert, str(tmp_path))))
     assert resolve_flop_model(module) == TransformerFlops(0, BERT_BLOCKS, LAYERS, H)
@@ -146,7 +146,7 @@ def test_fit_logs_mfu_and_writes_a_summary(tiny_bert, tmp_path, hardware, peak):
 
 def test_peak_from_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    from embedlight.bench_matmul import main
+    from embedlight.utils.matmul_peak import main
 
     result = main(["--size", "64", "--seconds", "0.01", "--trials", "1", "--device", "cpu", "--save"])
     assert result["tflops"]["fp32"] > 0 and result["tflops"]["bf16"] > 0

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import embedlight
-from embedlight.train import build
+from embedlight.training.run import build
 from tests.helpers import compose_cfg
 
 CONF = os.path.join(os.path.dirname(embedlight.__file__), "conf")
@@ -136,7 +136,7 @@ def test_hardware_presets_compose(hardware, tmp_path):
     strategy = t.strategy if isinstance(t.strategy, str) else t.strategy._target_
     assert (t.accelerator, t.devices, strategy) == (want[0], want[1], want[3])
     if want[2] is None:  # `auto` resolves to the precision this machine runs fastest
-        from embedlight.hardware import auto_precision
+        from embedlight.utils.hardware import auto_precision
 
         assert t.precision == auto_precision("auto") and t.precision in ("32-true", "bf16-mixed")
     else:

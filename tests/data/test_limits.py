@@ -39,7 +39,7 @@ def test_pretrain_max_len(tok, value):
 
 @pytest.mark.parametrize("value", [0, 1])
 def test_embedder_max_length_via_the_config(tiny_bert, tmp_path, value):
-    from embedlight.train import build
+    from embedlight.training.run import build
     from tests.helpers import compose_cfg, tiny_overrides
 
     cfg = compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), extra=[f"embedder.max_length={value}"]))

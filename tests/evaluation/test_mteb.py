@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from embedlight.backbones.hf_encoder import HFEncoder
-from embedlight.embedder import Embedder
 from embedlight.evaluation import RetrievalEvaluator, STSEvaluator
 from embedlight.evaluation.mteb_bridge import MTEBEncoder, run_mteb
+from embedlight.models.embedder import Embedder
 from embedlight.poolers.mean import MeanPooler
 from tests.helpers import WORDS, write_beir
 
@@ -95,7 +95,7 @@ def test_mteb_icl_examples_per_task(tiny_llama, tmp_path):
 def test_embedlight_eval_mteb_subcommand(tiny_bert, tmp_path, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
 
-    from embedlight import eval as eval_cli
+    from embedlight.cli import eval as eval_cli
 
     sts = _sts_jsonl(tmp_path / "sts.jsonl", n=8)
     out = tmp_path / "mteb.json"
@@ -132,7 +132,7 @@ class CachedEncoder:
 def test_mteb_agrees_with_embedlight_minilm_real_data(shared_data):
     """The bundled all-MiniLM-L6-v2 (a sentence-transformers folder) on STSB test (500 seeded pairs) and the
     MS MARCO subset (10 queries, 1500 passages), via mteb.evaluate and via embedlight's evaluators."""
-    from embedlight.eval import SentenceTransformerEncoder
+    from embedlight.models.sentence_transformer import SentenceTransformerEncoder
 
     enc = CachedEncoder(SentenceTransformerEncoder("all-MiniLM-L6-v2", "cpu"))
     stsb = os.path.join(shared_data, "stsb_en", "stsbenchmark.tsv.gz")

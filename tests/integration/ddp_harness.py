@@ -1,4 +1,4 @@
-"""Real multi-process DDP runs for tests: ``python -m embedlight.train`` on 2 gloo CPU processes.
+"""Real multi-process DDP runs for tests: ``python -m embedlight.cli.train`` on 2 gloo CPU processes.
 
 Reusable pieces:
 
@@ -36,9 +36,9 @@ NO_DROPOUT = "backbone.config_overrides={hidden_dropout_prob:0.0,attention_probs
 
 
 def run_train(overrides: list[str], timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m embedlight.train <overrides>`` in a subprocess; raise with its log if it fails."""
+    """Run ``python -m embedlight.cli.train <overrides>`` in a subprocess; raise with its log if it fails."""
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "embedlight.train", *overrides]
+    cmd = [sys.executable, "-m", "embedlight.cli.train", *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(overrides)}\nexit {proc.returncode}\n{proc.stderr[-6000:]}")

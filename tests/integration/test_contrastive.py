@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from embedlight.data import DataFormatError
-from embedlight.train import build, run
+from embedlight.training.run import build, run
 from tests.helpers import compose_cfg, tiny_overrides
 
 
@@ -60,7 +60,7 @@ def test_export_matches_in_sentence_transformers_and_automodel(
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModel, AutoTokenizer
 
-    from embedlight.embedder import Embedder
+    from embedlight.models.embedder import Embedder
     from embedlight.registry import get, registered
 
     path = {"bert": tiny_bert, "llama": tiny_llama}[arch]
@@ -156,7 +156,7 @@ def test_malformed_training_file_names_line_and_field(tiny_bert, tmp_path):
 
 def test_embedlight_eval_on_an_export(tiny_bert, tmp_path):
     """`embedlight-eval` loads an export through sentence-transformers and scores it like training did."""
-    from embedlight.eval import evaluate
+    from embedlight.cli.eval import evaluate
 
     overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=2, extra=["logger=none"])
     result = run(compose_cfg(overrides))

@@ -13,7 +13,7 @@ import shutil
 import pytest
 import torch
 
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import compose_cfg, tiny_overrides, write_triplets
 
 # cuBLAS needs this before its first handle for deterministic GEMMs (trainer.deterministic below)
@@ -47,7 +47,7 @@ def test_auto_hardware_trains_in_bf16_with_workers(tiny_bert, tmp_path):
 def test_workers_resolve_to_processes_on_cuda(tiny_bert, tmp_path):
     import lightning as L
 
-    from embedlight.train import build
+    from embedlight.training.run import build
 
     cfg = compose_cfg(tiny_overrides(tiny_bert, str(tmp_path), steps=1))
     _, datamodule = build(cfg)

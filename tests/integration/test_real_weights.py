@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import compose_cfg
 
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import WORDS, compose_cfg, tiny_overrides, write_triplets
 
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from embedlight.backbones.loading import IncompleteCheckpointError
 from embedlight.callbacks import NonFiniteError
 from embedlight.evaluation.base import NonFiniteEmbeddingError
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import compose_cfg, tiny_overrides, write_beir
 
 
@@ -42,7 +42,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint_and_export(tiny_bert, tmp_path
 
 
 def _evaluate(model: str, tmp_path):
-    from embedlight.eval import evaluate
+    from embedlight.cli.eval import evaluate
 
     beir = write_beir(str(tmp_path / "beir"))
     with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):
@@ -106,7 +106,7 @@ def test_missing_bert_pooler_is_allowed(tiny_bert, tmp_path):
 
 
 def _cli(tiny_bert, tmp_path):
-    """A function running `python -m embedlight.train` on the tiny setup with extra overrides."""
+    """A function running `python -m embedlight.cli.train` on the tiny setup with extra overrides."""
     import subprocess
     import sys
 
@@ -117,7 +117,7 @@ def _cli(tiny_bert, tmp_path):
     env = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
 
     def train(*extra: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "embedlight.train", *base, *extra]
+        cmd = [sys.executable, "-m", "embedlight.cli.train", *base, *extra]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=600)
 
     return base, train
@@ -128,7 +128,7 @@ def _without_logs(digest: dict[str, str]) -> dict[str, str]:
 
 
 def test_training_into_an_existing_run_is_refused(tiny_bert, tmp_path):
-    """A second `python -m embedlight.train` into a run's folder stops before it replaces the run's
+    """A second `python -m embedlight.cli.train` into a run's folder stops before it replaces the run's
     `.hydra`, checkpoint or export, naming `resume=auto` and `overwrite=true`; `overwrite=true` then works."""
     base, train = _cli(tiny_bert, tmp_path)
     out = tmp_path / "out"
@@ -170,7 +170,7 @@ def test_cli_twice_into_one_folder(tiny_bert, tmp_path):
 
 
 def test_output_guard_allows_resume_overwrite_and_fresh_folders(tmp_path):
-    from embedlight.run_dir import OutputExistsError, guard_output_dir
+    from embedlight.training.run_dir import OutputExistsError, guard_output_dir
 
     out = tmp_path / "run"
     guard_output_dir(str(out))  # does not exist yet
@@ -205,7 +205,7 @@ def test_corrupt_checkpoint_fails_to_resume_and_is_kept(tiny_bert, tmp_path):
 
 def test_only_the_first_process_checks_the_folder(tmp_path, monkeypatch):
     """DDP children re-run the entry point after rank 0 wrote `.hydra/`: they must not refuse."""
-    from embedlight.run_dir import OutputExistsError, guard_output_dir
+    from embedlight.training.run_dir import OutputExistsError, guard_output_dir
 
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("seed: 1\n")

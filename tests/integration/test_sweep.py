@@ -1,5 +1,5 @@
 """A 4-trial Optuna sweep (learning rate x temperature) of `embedlight-train` on a tiny model, as a user
-runs it: `python -m embedlight.train -m hparams_search=lr_temperature hydra.sweeper.n_trials=4 ...`."""
+runs it: `python -m embedlight.cli.train -m hparams_search=lr_temperature hydra.sweeper.n_trials=4 ...`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from embedlight.sweep_table import to_markdown, trial_table
+from embedlight.training.sweep_table import to_markdown, trial_table
 from tests.helpers import write_beir, write_triplets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,7 +22,7 @@ def test_optuna_sweep_returns_metric_and_writes_trial_table(tiny_bert, tmp_path)
     beir = write_beir(str(tmp_path / "beir"))
     sweep = tmp_path / "sweep"
     cmd = [
-        sys.executable, "-m", "embedlight.train", "-m",
+        sys.executable, "-m", "embedlight.cli.train", "-m",
         "hparams_search=lr_temperature", "hydra.sweeper.n_trials=4",
         "experiment=quickstart", f"backbone.pretrained={tiny_bert}", f"data.train_files=[{train}]",
         "data.prepare=null", "data.batch_size=4", "evaluation=none", "hardware=cpu",

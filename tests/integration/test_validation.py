@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from embedlight.callbacks.validation import BestCheckpoint, load_best_weights
 from embedlight.evaluation import Evaluator
-from embedlight.train import run
+from embedlight.training.run import run
 from tests.helpers import compose_cfg, tiny_overrides
 
 SCRIPT = {2: 0.5, 4: 0.9, 6: 0.7, 8: 0.6, 10: 0.95}  # step -> validation score
@@ -135,7 +135,7 @@ def test_ddp_cpu_validation_best_checkpoint_and_early_stopping(tiny_bert, tmp_pa
     cmd = [
         sys.executable,
         "-m",
-        "embedlight.train",
+        "embedlight.cli.train",
         *_overrides(tiny_bert, str(tmp_path), steps=10, extra=extra),
     ]
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}

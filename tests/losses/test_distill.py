@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from embedlight.data.mixture import MixtureDataset, Source
 from embedlight.registry import registered
-from embedlight.train import build
+from embedlight.training.run import build
 from tests.helpers import WORDS, compose_cfg, tiny_overrides
 
 # 2 queries x 3 documents; q.d by hand: q0 -> [1, 0.5, 0], q1 -> [1, 0, -1]

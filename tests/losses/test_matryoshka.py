@@ -10,7 +10,7 @@ import torch
 
 from embedlight.losses.infonce import InfoNCELoss
 from embedlight.losses.matryoshka import MatryoshkaLoss
-from embedlight.train import build, run
+from embedlight.training.run import build, run
 from tests.helpers import compose_cfg, tiny_overrides
 
 

@@ -14,9 +14,9 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from embedlight.backbones.hf_decoder import HFDecoder
 from embedlight.backbones.hf_encoder import HFEncoder
 from embedlight.data.tokenize import tokenize
-from embedlight.embedder import Embedder
 from embedlight.losses.infonce import InfoNCELoss
 from embedlight.losses.matryoshka import MatryoshkaLoss
+from embedlight.models.embedder import Embedder
 from embedlight.modules.grad_cache import GradCache, split_features
 from embedlight.poolers.last_token import LastTokenPooler
 from embedlight.poolers.mean import MeanPooler
@@ -221,7 +221,7 @@ def test_cross_device_grad_cache_in_two_processes_equals_one_process(tiny_bert, 
 
 
 def _fit_state(tiny_bert, tmp, extra) -> dict[str, torch.Tensor]:
-    from embedlight.train import run
+    from embedlight.training.run import run
     from tests.helpers import compose_cfg, tiny_overrides
 
     base = ["callbacks.evaluation=null", "logger=none", "callbacks.checkpoint.every_n_train_steps=2"]
@@ -288,7 +288,7 @@ def _ddp_fit_state(tiny_bert, tmp, extra) -> dict[str, torch.Tensor]:
     )
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "embedlight.train", *overrides],
+        [sys.executable, "-m", "embedlight.cli.train", *overrides],
         capture_output=True,
         text=True,
         timeout=600,
@@ -324,7 +324,7 @@ def test_icl_fit_with_grad_cache_equals_plain_fit(tiny_llama, tmp_path, shared_d
     """The ICL recipe (decoder + LoRA, few-shot queries) uses the same runner: equal LoRA weights."""
     from omegaconf import OmegaConf
 
-    from embedlight.train import run
+    from embedlight.training.run import run
     from tests.helpers import compose_cfg, write_triplets
 
     train = write_triplets(str(tmp_path / "train.jsonl"), n=16)

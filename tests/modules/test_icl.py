@@ -10,14 +10,16 @@ import torch
 from omegaconf import OmegaConf
 
 from embedlight.backbones.hf_decoder import HFDecoder
-from embedlight.data.icl import PROMPTEOL_TEMPLATE, Example, ICLDataModule
-from embedlight.embedder import Embedder
+from embedlight.data.icl import ICLDataModule
 from embedlight.evaluation import RetrievalEvaluator, STSEvaluator
 from embedlight.evaluation.icl import ICLEncoder, ICLEvaluator
 from embedlight.losses.infonce import InfoNCELoss
+from embedlight.models.embedder import Embedder
 from embedlight.modules.icl import ICLModule
 from embedlight.poolers.last_token import LastTokenPooler
-from embedlight.train import run
+from embedlight.prompts.examples import Example
+from embedlight.prompts.icl import PROMPTEOL_TEMPLATE
+from embedlight.training.run import run
 from tests.helpers import compose_cfg, write_beir, write_triplets
 
 TASK = "find similar text"
@@ -91,7 +93,7 @@ def test_icl_encoder_inputs_per_mode(tiny_llama):
 def test_sentence_transformers_prompt_reproduces_few_shot_queries(tiny_llama, tmp_path):
     from sentence_transformers import SentenceTransformer
 
-    from embedlight.data.icl import icl_prompt, icl_suffix
+    from embedlight.prompts.icl import icl_prompt, icl_suffix
 
     emb = embedder(tiny_llama)
     examples = [Example("the cat", "a cat"), Example("red fish", "blue fish")]

@@ -105,7 +105,7 @@ def test_export_keeps_the_encoder_and_the_head(tiny, tmp_path, caplog):
 
 
 def test_recipe_runs_and_feeds_the_contrastive_recipe(tiny, tmp_path):
-    from embedlight.train import build, run
+    from embedlight.training.run import build, run
 
     texts = tmp_path / "text.jsonl"
     texts.write_text("".join(json.dumps({"text": t * 3}) + "\n" for t in _texts(40)))

@@ -12,7 +12,7 @@ import torch
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
 from embedlight.strategies import build_strategy, fsdp_strategy
-from embedlight.train import build
+from embedlight.training.run import build
 from tests.helpers import compose_cfg, tiny_overrides
 
 
@@ -42,8 +42,8 @@ def test_decoder_with_lora_wraps_llama_decoder_layers(tiny_llama):
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
     from embedlight.backbones.hf_decoder import HFDecoder
-    from embedlight.embedder import Embedder
     from embedlight.losses.infonce import InfoNCELoss
+    from embedlight.models.embedder import Embedder
     from embedlight.modules.icl import ICLModule
     from embedlight.poolers.last_token import LastTokenPooler
 
@@ -76,7 +76,7 @@ def test_named_strategies_pass_through():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs CUDA")
 def test_fsdp_fit_writes_sharded_checkpoint_and_resumes(tiny_bert, tmp_path):
     """Not run in the CPU-only session that wrote it: train 2 steps with hardware=fsdp, resume to 4."""
-    from embedlight.train import run
+    from embedlight.training.run import run
 
     extra = [
         "hardware=fsdp",

@@ -1,6 +1,6 @@
 source .devbundle/setup.sh
 B="python3 benchmarks/bench_vs_st.py --device cuda --model /tmp/minilm --data-dir .devbundle/data"
-timeout 60 python3 -m embedlight.bench_matmul --device cuda --size 8192 --json $OUT/matmul.json
+timeout 60 python3 -m embedlight.utils.matmul_peak --device cuda --size 8192 --json $OUT/matmul.json
 PEAK=$(python3 -c "import json; t=json.load(open('$OUT/matmul.json'))['tflops']; print(f\"{t['fp32']},{t['bf16']}\")")
 echo "peak $PEAK"
 timeout 150 python3 -m pytest -q -m gpu tests/integration/test_gpu.py -p no:cacheprovider 2>&1 | tail -30 | tee $OUT/pytest_gpu.txt

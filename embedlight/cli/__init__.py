@@ -1,0 +1,1 @@
+"""Command-line entry points: each ``embedlight-*`` command is a thin Hydra main over a library function."""

@@ -1,0 +1,1 @@
+"""Dataset builders: turn raw corpora into embedlight training and evaluation files."""

@@ -1,0 +1,1 @@
+"""The model seam: ``Embedder`` (backbone + pooler + normalisation), its export, and loading any saved model."""

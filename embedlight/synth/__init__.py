@@ -1,5 +1,0 @@
-"""Synthetic training data with LLMs (E5-mistral's two-step recipe): ``embedlight-synth``."""
-
-from embedlight.synth.pipeline import SynthPipeline
-
-__all__ = ["SynthPipeline"]
