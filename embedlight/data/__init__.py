@@ -1,6 +1,6 @@
 """Data: JSONL schemas, instruction templates, mixtures, samplers, collators and datamodules."""
 
 from embedlight.data.datamodule import ContrastiveDataModule
-from embedlight.data.jsonl import DataFormatError
+from embedlight.utils.io import DataFormatError
 
 __all__ = ["ContrastiveDataModule", "DataFormatError"]

@@ -14,11 +14,12 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
-from embedlight.data.jsonl import FEATURES, PAIRS, TRIPLET, DataFormatError, read_jsonl, sniff_kind
+from embedlight.data.jsonl import FEATURES, PAIRS, TRIPLET, read_jsonl, sniff_kind
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 from embedlight.utils.hardware import loader_kwargs
+from embedlight.utils.io import DataFormatError
 
 log = logging.getLogger(__name__)
 

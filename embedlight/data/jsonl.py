@@ -8,13 +8,13 @@ from the first rows, so a file whose first thousand rows lack an optional field 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import datasets
+
+from embedlight.utils.io import DataFormatError, iter_objects
 
 TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?, ...}
 PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
@@ -44,15 +44,6 @@ FEATURES: dict[str, datasets.Features] = {
     PAIRS: datasets.Features({"text1": _STR, "text2": _STR, "score": datasets.Value("float64")}),
     TEXT: datasets.Features({"text": _STR}),
 }
-
-
-class DataFormatError(ValueError):
-    """A malformed input row; the message names the file, the line and the field."""
-
-    def __init__(self, path: str, line: int, field: str | None, problem: str) -> None:
-        where = f"{path}:{line}" + (f": field {field!r}" if field else "")
-        super().__init__(f"{where}: {problem}")
-        self.path, self.line, self.field = path, line, field
 
 
 def detect_kind(row: dict[str, Any]) -> str:
@@ -165,47 +156,6 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
     if kind == TEXT:
         return {"text": _str(path, line, row, "text")}
     raise ValueError(f"unknown data kind {kind!r}; expected one of {TRIPLET}, {PAIRS}, {TEXT}")
-
-
-def iter_objects(path: str, what: str = "training file") -> Iterator[tuple[int, Any]]:
-    """Yield ``(line number, parsed JSON value)`` for each non-empty line of a JSONL file.
-
-    Lines are decoded as UTF-8 here (a leading BOM is dropped), so an undecodable byte raises a
-    :class:`DataFormatError` with the file, the line and the column instead of a bare
-    ``UnicodeDecodeError``.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataFormatError(
-                    path,
-                    line_no,
-                    None,
-                    f"not valid UTF-8: byte 0x{raw[err.start]:02x} at column {err.start + 1} "
-                    "(re-encode the file as UTF-8)",
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    path, line_no, None, f"invalid JSON ({err.msg} at column {err.colno})"
-                ) from err
-
-
-def iter_records(path: str, what: str = "training file") -> Iterator[tuple[int, dict[str, Any]]]:
-    """:func:`iter_objects` for files whose every line must be a JSON object (``(line, dict)`` pairs)."""
-    for line_no, obj in iter_objects(path, what):
-        if not isinstance(obj, dict):
-            raise DataFormatError(path, line_no, None, f"expected a JSON object, got {type(obj).__name__}")
-        yield line_no, obj
 
 
 def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:

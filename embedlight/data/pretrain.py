@@ -18,10 +18,11 @@ from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import FEATURES, TEXT, DataFormatError, iter_records, read_jsonl
+from embedlight.data.jsonl import FEATURES, TEXT, read_jsonl
 from embedlight.data.limits import check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.utils.hardware import loader_kwargs
+from embedlight.utils.io import DataFormatError, iter_records
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,12 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from embedlight.data.jsonl import TRIPLET, DataFormatError, iter_objects, validate_row
-from embedlight.utils.io import write_jsonl  # noqa: F401  (the data engine's output writer)
+from embedlight.data.jsonl import TRIPLET, validate_row
+from embedlight.utils.io import (
+    DataFormatError,
+    iter_objects,
+    write_jsonl,  # noqa: F401  (the data engine's output writer)
+)
 
 
 def read_triplets(path: str) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from embedlight.data.jsonl import TRIPLET, iter_objects, validate_row
+from embedlight.data.jsonl import TRIPLET, validate_row
+from embedlight.utils.io import iter_objects
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedlight.data.jsonl import iter_records
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import embed_normalized
 from embedlight.evaluation.pair_classification import average_precision
 from embedlight.evaluation.retrieval import load_beir
+from embedlight.utils.io import iter_records
 
 log = logging.getLogger(__name__)
 

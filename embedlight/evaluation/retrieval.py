@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from embedlight.data.jsonl import iter_records
 from embedlight.evaluation.base import Evaluator, TextEncoder
+from embedlight.utils.io import iter_records
 
 logger = logging.getLogger(__name__)
 

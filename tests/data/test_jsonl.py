@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from embedlight.data.jsonl import PAIRS, TRIPLET, DataFormatError, iter_records, read_jsonl, sniff_kind
+from embedlight.data.jsonl import PAIRS, TRIPLET, read_jsonl, sniff_kind
+from embedlight.utils.io import DataFormatError, iter_records
 
 
 def _write(path, rows):

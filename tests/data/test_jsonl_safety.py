@@ -7,7 +7,8 @@ import json
 import pytest
 
 from embedlight.data.datamodule import load_rows
-from embedlight.data.jsonl import DataFormatError, read_jsonl
+from embedlight.data.jsonl import read_jsonl
+from embedlight.utils.io import DataFormatError
 
 
 def _write(path, rows, prefix: bytes = b"") -> str:

@@ -7,9 +7,9 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from embedlight.data.jsonl import DataFormatError
 from embedlight.data.pretrain import PretrainDataModule
 from embedlight.testing import make_tiny_model
+from embedlight.utils.io import DataFormatError
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from embedlight.data.jsonl import DataFormatError
 from embedlight.engine.corpus import pool_corpus, read_corpus, read_triplets, write_jsonl
+from embedlight.utils.io import DataFormatError
 
 
 def test_write_jsonl_keeps_one_row_per_line(tmp_path):

@@ -9,9 +9,10 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from embedlight.data import ContrastiveDataModule, DataFormatError
+from embedlight.data import ContrastiveDataModule
 from embedlight.data.mixture import MixtureDataset
 from embedlight.engine.scoring import score_file
+from embedlight.utils.io import DataFormatError
 from tests.helpers import write_triplets
 
 

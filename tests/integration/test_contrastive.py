@@ -10,8 +10,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from embedlight.data import DataFormatError
 from embedlight.training.run import build, run
+from embedlight.utils.io import DataFormatError
 from tests.helpers import compose_cfg, tiny_overrides
 
 
