@@ -23,14 +23,9 @@ import torch
 
 from embedlight.utils.flops import FlopModel
 from embedlight.utils.io import write_json
+from embedlight.utils.matmul_peak import peak_cache_path
 
 log = logging.getLogger(__name__)
-
-
-def peak_cache_path() -> str:
-    """Where ``python -m embedlight.utils.matmul_peak --save`` stores the measured peaks."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "embedlight", "peak_tflops.json")
 
 
 class TokenTally:

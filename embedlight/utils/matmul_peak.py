@@ -13,12 +13,18 @@ the best of ``--trials`` is reported. On the CPU it uses torch's current thread 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
 
-from embedlight.callbacks.throughput import peak_cache_path
 from embedlight.utils.io import write_json
+
+
+def peak_cache_path() -> str:
+    """Where ``python -m embedlight.utils.matmul_peak --save`` stores the measured peaks."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "embedlight", "peak_tflops.json")
 
 
 def matmul_tflops(

@@ -14,12 +14,12 @@ from embedlight.callbacks.throughput import (
     TokenTally,
     TokenThroughput,
     batch_lengths,
-    peak_cache_path,
     resolve_flop_model,
 )
 from embedlight.modules.retromae import RetroMAEModule
 from embedlight.training.run import run
 from embedlight.utils.flops import TransformerFlops, row_sums
+from embedlight.utils.matmul_peak import peak_cache_path
 from tests.helpers import compose_cfg, tiny_overrides
 
 # the tiny models of embedlight.testing: hidden 32, 2 layers, 2 heads, MLP width 64; Llama: 1 KV head
