@@ -14,7 +14,6 @@ so a resumed run serves the same negatives as the uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
@@ -24,6 +23,7 @@ import lightning as L
 from embedlight.engine.corpus import pool_corpus, write_jsonl
 from embedlight.engine.mining.miner import MineSettings, mine_negatives
 from embedlight.engine.mining.negatives import FalseNegativeGuard
+from embedlight.utils.io import DataFormatError, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,12 @@ class RefreshNegatives(L.Callback):
         for idx in self._targets(dm):
             name = dm.sources[idx].name
             path = self.path(trainer, version, name)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"mined negatives v{version} of source {name!r} not found: {path}")
-            with open(path, encoding="utf-8") as fh:
-                mapping[name] = [json.loads(line)["neg"] for line in fh if line.strip()]
+            negatives = []
+            for line, row in iter_records(path, f"mined negatives v{version} of source {name!r}"):
+                if not isinstance(row.get("neg"), list):
+                    raise DataFormatError(path, line, "neg", "expected a list of mined negatives")
+                negatives.append(row["neg"])
+            mapping[name] = negatives
         dm.set_negatives(version, mapping)
         self.version = version
         pl_logger = trainer.logger

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+import pytest
 import torch
 
 from embedlight.training.run import run
@@ -55,3 +56,30 @@ def test_refresh_writes_versions_and_resume_is_exact(tiny_bert, tmp_path):
     assert sb["global_step"] == 6
     for k, v in ck["state_dict"].items():
         torch.testing.assert_close(sb["state_dict"][k], v, msg=f"{k} differs after resume")
+
+
+def test_a_malformed_mined_file_names_file_line_and_field(tmp_path):
+    """The mined files are read by the one JSONL reader: a U+2028 stays in its row, a bad row is named."""
+    from types import SimpleNamespace
+
+    from embedlight.callbacks import RefreshNegatives
+    from embedlight.utils.io import DataFormatError
+
+    got = {}
+    dm = SimpleNamespace(
+        sources=[SimpleNamespace(name="s", kind="triplet")], set_negatives=lambda v, m: got.update(m)
+    )
+    cb = RefreshNegatives(every_n_steps=1, output_dir=str(tmp_path))
+    path = cb.path(None, 1, "s")
+    os.makedirs(os.path.dirname(path))
+    rows = [{"query": "q", "neg": ["a\u2028b", "c"]}, {"query": "r", "neg": ["d"]}]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    cb._load(SimpleNamespace(logger=None), dm, 1)
+    assert got == {"s": [["a\u2028b", "c"], ["d"]]} and cb.version == 1
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"query": "t", "neg": "e"}) + "\n")
+    with pytest.raises(DataFormatError, match=r"s\.jsonl:3: field 'neg'"):
+        cb._load(SimpleNamespace(logger=None), dm, 1)
+    with pytest.raises(FileNotFoundError, match="mined negatives v2 of source 's' not found"):
+        cb._load(SimpleNamespace(logger=None), dm, 2)
