@@ -31,23 +31,26 @@ def query_prefixes(
         instruction_fields: Template fields (``{task}``, ...), merged over the model's.
         use_row_prompt: A row's ``prompt`` fills ``{task}`` or replaces the prefix, as the collator does.
         icl_task: With an ICL model (bge-en-icl), the task instruction; enables ICL prompts.
-        icl_examples: Few-shot examples (file or list of ``{query, response}``) put before each query.
+        icl_examples: Few-shot examples (a JSON/JSONL file or a list of ``{query, response}``) put before
+            each query, in the template the model was exported with (default ``DEFAULT_ICL_TEMPLATE``).
 
     Returns:
         ``(prefixes, texts)``, one of each per row.
     """
     fields = {**model.fields, **dict(instruction_fields or {})}
     if icl_task is not None or model.icl is not None:
-        from embedlight.prompts.icl import icl_prompt, icl_suffix
+        from embedlight.prompts.examples import load_examples
+        from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR, icl_prompt, icl_suffix
 
-        template = {k: v for k, v in (model.icl or {}).items() if k in ("example", "query")} or "bge_icl"
-        separator = (model.icl or {}).get("separator", "\n\n")
-        name = template if isinstance(template, str) else None
-        suffix = icl_suffix(name) if name else template["query"].split("{query}", 1)[1]
+        saved = dict(model.icl or {})  # the export's {example, query, separator}: the trained template
+        template = {k: v for k, v in saved.items() if k in ("example", "query")} or DEFAULT_ICL_TEMPLATE
+        separator = saved.get("separator", DEFAULT_SEPARATOR)
+        examples = load_examples(icl_examples) if icl_examples else []  # a file or a list, read once
+        suffix = icl_suffix(template)
         prefixes = []
         for row in rows:
             task = (row.get("prompt") if use_row_prompt else None) or icl_task or ""
-            prefixes.append(icl_prompt(task, icl_examples or (), template, separator))
+            prefixes.append(icl_prompt(task, examples, template, separator))
         return prefixes, [row["query"] + suffix for row in rows]
     template = (
         resolve_template(query_instruction, "query")

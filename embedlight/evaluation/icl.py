@@ -25,7 +25,12 @@ from omegaconf import DictConfig
 
 from embedlight.evaluation.base import Evaluator
 from embedlight.prompts.examples import Example, load_examples
-from embedlight.prompts.icl import DEFAULT_SEPARATOR, PROMPTEOL_TEMPLATE, ICLPromptBuilder
+from embedlight.prompts.icl import (
+    DEFAULT_ICL_TEMPLATE,
+    DEFAULT_SEPARATOR,
+    PROMPTEOL_TEMPLATE,
+    ICLPromptBuilder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,9 @@ class ICLEncoder:
         mode: ``zero_shot``, ``few_shot`` or ``prompteol``.
         task: Task description (bge-en-icl ``<instruct>`` line).
         examples: Few-shot examples (used in ``few_shot`` mode).
-        template: ICL template name or ``{example, query}`` mapping.
+        template: ICL template name (:data:`~embedlight.prompts.icl.ICL_TEMPLATES`) or ``{example, query}``
+            mapping.
+        separator: Between examples and before the query.
         query_max_len: Token limit of a query prompt (examples are budgeted into it).
         doc_max_len: Token limit of a document (default: the embedder's ``max_length``).
         prompteol_template: PromptEOL's template (``{text}``).
@@ -57,7 +64,7 @@ class ICLEncoder:
         mode: str = "zero_shot",
         task: str = "",
         examples: Sequence[Example] = (),
-        template: str | Mapping[str, str] = "bge_icl",
+        template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
         separator: str = DEFAULT_SEPARATOR,
         query_max_len: int = 512,
         doc_max_len: int | None = None,
@@ -136,7 +143,10 @@ class ICLEvaluator(Evaluator):
             or a list of ``{query, response}``.
         n_examples: Use the first ``n_examples`` examples (None: all).
         modes: Subset of ``zero_shot``, ``few_shot``, ``prompteol``.
-        template: ICL template name (``bge_icl``, ``e5_mistral``) or mapping.
+        template: ICL template name (:data:`~embedlight.prompts.icl.ICL_TEMPLATES`, default
+            :data:`~embedlight.prompts.icl.DEFAULT_ICL_TEMPLATE`) or
+            ``{example, query}`` mapping; experiments set it from the root ``icl.template``.
+        separator: Between examples and before the query (experiments: ``icl.separator``).
         query_max_len: Token limit of query prompts (examples budgeted into it).
         doc_max_len: Token limit of documents (None: the embedder's ``max_length``).
         batch_size: Texts per forward pass.
@@ -150,7 +160,8 @@ class ICLEvaluator(Evaluator):
         examples: str | Sequence[Mapping[str, str]] | None = None,
         n_examples: int | None = None,
         modes: Sequence[str] = ("zero_shot", "few_shot"),
-        template: str | Mapping[str, str] = "bge_icl",
+        template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
+        separator: str = DEFAULT_SEPARATOR,
         query_max_len: int = 512,
         doc_max_len: int | None = None,
         batch_size: int = 16,
@@ -165,13 +176,10 @@ class ICLEvaluator(Evaluator):
         self.modes = list(modes)
         if "few_shot" in self.modes and examples is None:
             raise ValueError("few_shot mode needs examples (a JSON file or a list of {query, response})")
-        loaded = (
-            load_examples(examples if isinstance(examples, str) else list(examples))
-            if examples is not None
-            else []
-        )
+        loaded = load_examples(examples) if examples is not None else []
         self.examples = loaded[:n_examples] if n_examples is not None else loaded
         self.template = template
+        self.separator = separator
         self.query_max_len = query_max_len
         self.doc_max_len = doc_max_len
         self.batch_size = batch_size
@@ -189,6 +197,7 @@ class ICLEvaluator(Evaluator):
                 self.task,
                 self.examples,
                 self.template,
+                self.separator,
                 query_max_len=self.query_max_len,
                 doc_max_len=self.doc_max_len,
                 doc_cache=cache,

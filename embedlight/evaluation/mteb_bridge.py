@@ -28,6 +28,8 @@ import torch
 from mteb.models.abs_encoder import AbsEncoder
 
 from embedlight.evaluation.base import TextEncoder
+from embedlight.prompts.examples import find_examples, load_examples
+from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ class MTEBEncoder(AbsEncoder):
         name: Model name recorded in mteb's results (``org/name``).
         prompts: Instruction per task / task type / kind (mteb's keys); None: the encoder's defaults.
         icl_examples_dir: Folder of ``<Task>.json`` few-shot examples (ICL Embedders only).
-        icl_template: ICL template name (``bge_icl``, ``e5_mistral``).
+        icl_template: ICL template name (:data:`~embedlight.prompts.icl.ICL_TEMPLATES`) or
+            ``{example, query}`` mapping: the one the model was trained with.
+        icl_separator: Between examples and before the query.
         n_examples: Few-shot examples per task (None: all in the file).
         query_max_len: Token limit of ICL query prompts.
     """
@@ -72,7 +76,8 @@ class MTEBEncoder(AbsEncoder):
         name: str = "embedlight/model",
         prompts: Mapping[str, str] | None = None,
         icl_examples_dir: str | None = None,
-        icl_template: str = "bge_icl",
+        icl_template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
+        icl_separator: str = DEFAULT_SEPARATOR,
         n_examples: int | None = None,
         query_max_len: int = 512,
     ) -> None:
@@ -90,7 +95,8 @@ class MTEBEncoder(AbsEncoder):
             raise ValueError(
                 "icl_examples_dir needs an ICL Embedder (an embedlight Embedder), not a loaded export"
             )
-        self.icl_template, self.n_examples, self.query_max_len = icl_template, n_examples, query_max_len
+        self.icl_template, self.icl_separator = icl_template, icl_separator
+        self.n_examples, self.query_max_len = n_examples, query_max_len
         self.calls: list[tuple[str, str, str | None, int]] = []  # (task, kind, instruction, n) for inspection
 
     def instruction_for(self, task_name: str, task_type: str, kind: str) -> str | None:
@@ -102,7 +108,6 @@ class MTEBEncoder(AbsEncoder):
 
     def _icl_encoder(self, task_name: str, instruction: str | None) -> TextEncoder:
         from embedlight.evaluation.icl import ICLEncoder
-        from embedlight.prompts.examples import find_examples, load_examples
 
         path = find_examples(self.icl_examples_dir, task_name)
         examples = load_examples(path)[: self.n_examples] if path else []
@@ -110,7 +115,13 @@ class MTEBEncoder(AbsEncoder):
             log.warning("no ICL examples for %s in %s: zero-shot", task_name, self.icl_examples_dir)
         mode = "few_shot" if examples else "zero_shot"
         return ICLEncoder(
-            self.model, mode, instruction or "", examples, self.icl_template, query_max_len=self.query_max_len
+            self.model,
+            mode,
+            instruction or "",
+            examples,
+            self.icl_template,
+            self.icl_separator,
+            query_max_len=self.query_max_len,
         )
 
     def encode(

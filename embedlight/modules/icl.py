@@ -3,7 +3,8 @@
 The recipe of Li et al., 2024 ("Making Text Embedders Few-Shot Learners", bge-en-icl) and Wang et al.,
 2024 ("Improving Text Embeddings with Large Language Models", E5-mistral): a causal LLM with LoRA,
 [EOS] last-token pooling, InfoNCE with in-batch and hard negatives at temperature 0.02, queries with
-0..n in-context examples (built by :mod:`embedlight.data.icl`), raw documents.
+0..n in-context examples (built by :mod:`embedlight.prompts.icl` in :mod:`embedlight.data.icl`'s collator),
+raw documents.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from embedlight.models.embedder import Embedder
 from embedlight.modules.contrastive import ContrastiveModule
-from embedlight.prompts.icl import DEFAULT_SEPARATOR, resolve_icl_template
+from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR, resolve_icl_template
 
 
 class ICLModule(ContrastiveModule):
@@ -33,8 +34,12 @@ class ICLModule(ContrastiveModule):
         pair_loss: Loss for scored pairs, if the data has them.
         optimizer: Partial taking parameter groups (default AdamW, lr 1e-4 as bge-en-icl).
         scheduler: Partial taking ``(optimizer, num_training_steps)``.
-        template: ICL template written to the export (``bge_icl`` / ``e5_mistral`` / mapping).
-        separator: Separator between examples, written to the export.
+        template: ICL template written to the export (a name in
+            :data:`~embedlight.prompts.icl.ICL_TEMPLATES`, default
+            :data:`~embedlight.prompts.icl.DEFAULT_ICL_TEMPLATE`, or a mapping); experiments
+            set it from the root ``icl.template``, as the data and the evaluators, so the export
+            describes the template that was trained.
+        separator: Separator between examples, written to the export (experiments: ``icl.separator``).
         save_trainable_only: Checkpoints hold only parameters that require grad (LoRA adapters, heads)
             instead of the frozen multi-GB base model; loading is non-strict for the frozen rest.
         grad_cache_chunk_size: GradCache chunk size (texts per forward); null/0 = off (see
@@ -48,7 +53,7 @@ class ICLModule(ContrastiveModule):
         pair_loss: nn.Module | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        template: str | Mapping[str, str] = "bge_icl",
+        template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
         separator: str = DEFAULT_SEPARATOR,
         save_trainable_only: bool = True,
         grad_cache_chunk_size: int | None = None,  # null/0 = off

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.prompts.examples import Example, load_examples
+from embedlight.prompts.examples import Example, ExampleSource, load_examples
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ ICL_TEMPLATES: dict[str, dict[str, str]] = {
         "query": "Instruct: {task}\nQuery: {query}",
     },
 }
+DEFAULT_ICL_TEMPLATE = "bge_icl"  # the default everywhere: data, module, export, evaluation, mining
 DEFAULT_SEPARATOR = "\n\n"
 # PromptEOL (Jiang et al., 2023, "Scaling Sentence Embeddings with Large Language Models"): no training,
 # the hidden state of the prompt's last token (the closing quote; no [EOS] appended).
@@ -110,9 +111,9 @@ class ICLPromptBuilder:
 
     Args:
         tokenizer: Counts tokens for the budget; without one the budget is not enforced.
-        template: ``bge_icl`` (default), ``e5_mistral`` or a ``{example, query}`` mapping; the example
-            template has ``{task}``, ``{query}``, ``{response}``, the query template ``{task}`` and
-            ``{query}``.
+        template: A name in :data:`ICL_TEMPLATES` (default :data:`DEFAULT_ICL_TEMPLATE`) or a
+            ``{example, query}`` mapping; the example template has ``{task}``, ``{query}``,
+            ``{response}``, the query template ``{task}`` and ``{query}``.
         separator: Between consecutive examples and between the last example and the query.
         max_length: Token limit of the whole query ([EOS] included); examples get what the instruction
             and the query leave. None disables the budget.
@@ -125,7 +126,7 @@ class ICLPromptBuilder:
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase | None = None,
-        template: str | Mapping[str, str] = "bge_icl",
+        template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
         separator: str = DEFAULT_SEPARATOR,
         max_length: int | None = None,
         example_budget: int | None = None,
@@ -242,19 +243,20 @@ class ICLPromptBuilder:
 
 def icl_prompt(
     task: str,
-    examples: Sequence[Example | Mapping[str, str]] = (),
-    template: str = "bge_icl",
+    examples: ExampleSource = (),
+    template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
     separator: str = DEFAULT_SEPARATOR,
 ) -> str:
     """The query prefix for inference: pass it as ``prompt=`` to sentence-transformers' ``encode``.
 
-    The bge-en-icl query template ends with ``\\n<response>`` after the query; append that suffix to
-    each query text (see :func:`icl_suffix`).
+    ``examples`` is a list of :class:`Example` / ``{query, response}`` or an examples file (see
+    :func:`~embedlight.prompts.examples.load_examples`). The bge-en-icl query template ends with
+    ``\\n<response>`` after the query; append that suffix to each query text (see :func:`icl_suffix`).
     """
     builder = ICLPromptBuilder(None, template, separator)
-    return builder.build(task, "", load_examples(list(examples))).prefix
+    return builder.build(task, "", load_examples(examples)).prefix
 
 
-def icl_suffix(template: str = "bge_icl") -> str:
+def icl_suffix(template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE) -> str:
     """What follows the query in ``template`` (``\\n<response>`` for bge-en-icl, empty for e5_mistral)."""
     return ICLPromptBuilder(None, template).instruction("")[1]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import glob
+import json
 
 import torch
 from omegaconf import OmegaConf
 
 from embedlight.engine.encode import query_prefixes
 from embedlight.models.load import LoadedModel, load_model
+from embedlight.prompts.icl import ICL_TEMPLATES
 from embedlight.prompts.instructions import TEMPLATES
 from embedlight.training.run import run
 from tests.helpers import compose_cfg, tiny_overrides
@@ -54,3 +56,20 @@ def test_query_prefixes_follow_the_collator_rules():
     )
     assert prefixes == ["<instruct>t\n<query>x\n<response>y\n\n<instruct>t\n<query>"]
     assert texts == ["b\n<response>"]
+
+
+def test_icl_prefixes_read_an_examples_file_in_the_models_template(tmp_path):
+    """``icl.examples`` (mine/filter configs) is a file path: read once, rendered in the export's template."""
+    examples = tmp_path / "ex.jsonl"
+    examples.write_text(json.dumps({"query": "x", "pos": ["y", "z"]}) + "\n")
+    rows = [{"query": "a", "prompt": "find news"}, {"query": "b"}]
+    e5 = LoadedModel(None, prompts={"query": ""}, icl={**ICL_TEMPLATES["e5_mistral"], "separator": " | "})
+    prefixes, texts = query_prefixes(rows, e5, icl_task="t", icl_examples=str(examples))
+    assert prefixes == [
+        "Instruct: find news\nQuery: x\nResponse: y | Instruct: find news\nQuery: ",
+        "Instruct: t\nQuery: x\nResponse: y | Instruct: t\nQuery: ",
+    ]
+    assert texts == ["a", "b"]  # e5_mistral has nothing after the query
+    no_template = LoadedModel(None, prompts={})  # an ICL task but no saved template: the default one
+    prefixes, texts = query_prefixes(rows[1:], no_template, icl_task="t")
+    assert prefixes == ["<instruct>t\n<query>"] and texts == ["b\n<response>"]
