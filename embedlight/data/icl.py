@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
@@ -17,7 +17,7 @@ from embedlight.data.datamodule import ContrastiveDataModule
 from embedlight.data.jsonl import PAIRS
 from embedlight.data.mixture import Source
 from embedlight.prompts.examples import Example, find_examples, load_examples
-from embedlight.prompts.icl import DEFAULT_SEPARATOR, ICLPromptBuilder
+from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR, ICLPromptBuilder
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +137,37 @@ class ICLCollator(ContrastiveCollator):
 
 
 class ICLDataModule(ContrastiveDataModule):
-    """:class:`ContrastiveDataModule` with few-shot ICL queries (bge-en-icl); documents stay raw.
+    """:class:`ContrastiveDataModule` with few-shot ICL queries (bge-en-icl).
 
-    Everything of the parent applies (sources, weights, group size, ...). Sources may also set
-    ``task`` (the task description when rows have no ``prompt``) and ``examples`` (a JSON/JSONL file or a
-    list of ``{query, response}`` for fixed mode; defaults to ``<examples_dir>/<source name>.json``).
+    Every argument of the parent applies and is passed on to it unchanged (``train_files``,
+    ``batch_size``, ``group_size``, ``passage_max_len``, ``group_by_length``, ``seed``, ...); only the
+    arguments below are the ICL data module's own, or the parent's with another default. Sources may
+    also set ``task`` (the task description when rows have no ``prompt``) and ``examples`` (a JSON/JSONL
+    file or a list of ``{query, response}`` for fixed mode; defaults to ``<examples_dir>/<source
+    name>.json``).
+
+    Triplet queries become ICL prompts, so ``query_instruction`` only reaches scored-pair sources (which
+    keep the plain instruction path); documents are raw unless ``doc_instruction`` is set; a source's
+    ``instruction_fields.task`` (or the default ``instruction_fields``) is its task when it sets no
+    ``task``.
 
     Args:
+        tokenizer: The backbone's tokenizer (injected by the entry point).
+        sources: As the parent, plus the per-source ``task`` and ``examples`` above.
         mode: ``dynamic`` (training default, as the paper), ``fixed`` or ``zero_shot``.
         min_examples: Fewest examples per query in dynamic mode (paper: 0).
         max_examples: Most examples per query (paper: 5); the fixed list is cut to it.
         example_source: ``pool`` (the source's other rows) or ``batch`` (the batch's other rows).
-        template: ``bge_icl`` / ``e5_mistral`` or a ``{example, query}`` mapping.
-        separator: Between examples.
+        template: A name in :data:`~embedlight.prompts.icl.ICL_TEMPLATES` (default ``bge_icl``) or a
+            ``{example, query}`` mapping; experiments set it from the root ``icl.template``.
+        separator: Between examples (experiments: ``icl.separator``).
         example_budget: Token cap on the examples (None: whatever ``query_max_len`` leaves).
         examples_dir: Folder of ``<task>.json`` files for fixed mode.
         default_task: Task description of rows and sources that have none.
-        batch_size, group_size, query_max_len, passage_max_len, one_source_per_batch, num_workers, seed,
-            append_eos, pad_to_multiple_of, prepare: As the parent; ``query_max_len`` bounds the whole
-            few-shot query, examples included. Documents are always raw (no ``doc_instruction``).
+        query_max_len: As the parent, default 512: it bounds the whole few-shot query, examples included.
+        one_source_per_batch: As the parent, default True: examples and in-batch negatives of one task.
+        append_eos: As the parent, default True (decoder embedders pool the appended [EOS]).
+        **kwargs: Every other argument of :class:`ContrastiveDataModule`.
     """
 
     ICL_KEYS = ("task", "examples")
@@ -163,27 +175,21 @@ class ICLDataModule(ContrastiveDataModule):
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase | None = None,
-        train_files: Sequence[str] | None = None,
+        *,
         sources: Mapping[str, Mapping[str, Any]] | None = None,
         mode: str = "dynamic",
         min_examples: int = 0,
         max_examples: int = 5,
         example_source: str = "pool",
-        template: str = "bge_icl",
+        template: str | Mapping[str, str] = DEFAULT_ICL_TEMPLATE,
         separator: str = DEFAULT_SEPARATOR,
         example_budget: int | None = None,
         examples_dir: str | None = None,
         default_task: str = "Given a query, retrieve relevant passages.",
-        batch_size: int = 32,
-        group_size: int = 8,
         query_max_len: int = 512,
-        passage_max_len: int = 256,
         one_source_per_batch: bool = True,
-        num_workers: int | str = "auto",
-        seed: int = 42,
         append_eos: bool = True,
-        pad_to_multiple_of: int | None = None,
-        prepare: Callable[[], Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         icl_specs: dict[str, dict[str, Any]] = {}
         plain: dict[str, dict[str, Any]] = {}
@@ -193,18 +199,11 @@ class ICLDataModule(ContrastiveDataModule):
             plain[str(name)] = spec
         super().__init__(
             tokenizer=tokenizer,
-            train_files=train_files,
             sources=plain,
-            batch_size=batch_size,
-            group_size=group_size,
             query_max_len=query_max_len,
-            passage_max_len=passage_max_len,
             one_source_per_batch=one_source_per_batch,
-            num_workers=num_workers,
-            seed=seed,
             append_eos=append_eos,
-            pad_to_multiple_of=pad_to_multiple_of,
-            prepare=prepare,
+            **kwargs,
         )
         if mode not in MODES:
             raise ValueError(f"data.mode must be one of {MODES}, got {mode!r}")

@@ -1,7 +1,10 @@
-"""The ICL prompt builder: zero-shot / fixed / dynamic examples, and the example token budget."""
+"""The ICL prompt builder (zero-shot / fixed / dynamic examples, the example token budget, the one default
+template) and the ICL collator and datamodule (which passes every other argument to its parent)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import logging
 import os
@@ -9,10 +12,18 @@ import os
 import pytest
 from transformers import AutoTokenizer
 
+import embedlight
+from embedlight.data.datamodule import ContrastiveDataModule
 from embedlight.data.icl import ICLCollator, ICLDataModule
 from embedlight.data.mixture import Source
-from embedlight.prompts.examples import Example, load_examples
-from embedlight.prompts.icl import ICLPromptBuilder, icl_prompt, icl_suffix
+from embedlight.prompts.examples import Example
+from embedlight.prompts.icl import (
+    DEFAULT_ICL_TEMPLATE,
+    ICL_TEMPLATES,
+    ICLPromptBuilder,
+    icl_prompt,
+    icl_suffix,
+)
 
 TASK = "find similar text"
 EXAMPLES = [Example("the cat", "a cat"), Example("the dog", "a dog"), Example("red fish", "blue fish")]
@@ -229,12 +240,88 @@ def test_datamodule_dynamic_end_to_end(tok, tmp_path):
     assert all(b["query"]["input_ids"][:, -1].eq(tok.eos_token_id).all() for b in batches)  # left padding
 
 
-def test_load_examples_flagembedding_files(shared_data):
-    mteb = os.path.join(shared_data, "flagembedding_examples", "icl_examples", "MTEB", "STSBenchmark.json")
-    ex = load_examples(mteb)
-    assert ex and all(isinstance(e, Example) and e.query and e.response for e in ex)
-    air = os.path.join(shared_data, "flagembedding_examples", "icl_examples", "AIR-Bench")
-    files = [os.path.join(r, f) for r, _, fs in os.walk(air) for f in fs if f.endswith(".jsonl")]
-    assert files and load_examples(files[0])
-    with pytest.raises(ValueError, match="needs a string 'query'"):
-        load_examples([{"query": "q"}])
+# ICLDataModule takes its own arguments and passes every other one to ContrastiveDataModule
+
+
+def _parent_params() -> dict[str, inspect.Parameter]:
+    params = dict(inspect.signature(ContrastiveDataModule.__init__).parameters)
+    params.pop("self")
+    return params
+
+
+def test_every_parent_argument_reaches_the_parent(monkeypatch):
+    seen: dict = {}
+
+    def record(self, **kwargs):
+        seen.clear()
+        seen.update(kwargs)
+
+    params = _parent_params()
+    assert "group_by_length" in params
+    monkeypatch.setattr(ContrastiveDataModule, "__init__", record)
+    for name in params:
+        value = {"s": {"files": ["x.jsonl"]}} if name == "sources" else object()
+        ICLDataModule(**{name: value})
+        assert seen[name] == value if name == "sources" else seen[name] is value, name
+    ICLDataModule(sources={"s": {"files": ["x.jsonl"], "task": "t", "examples": "e.json"}})
+    assert seen["sources"] == {"s": {"files": ["x.jsonl"]}}  # the ICL keys stay here
+
+
+def test_defaults_are_the_parents_except_three(tok):
+    own = {"query_max_len": 512, "one_source_per_batch": True, "append_eos": True}  # decoder ICL recipe
+    dm = ICLDataModule(tok, sources={"s": {"files": ["x.jsonl"]}})
+    for name, param in _parent_params().items():
+        if name in ("tokenizer", "train_files", "sources"):
+            continue
+        want = own.get(name, param.default)
+        if name in dm.defaults:  # the instruction defaults of every source
+            assert dm.defaults[name] == (dict(want or {}) if name == "instruction_fields" else want), name
+        else:
+            assert getattr(dm, name) == want, name
+
+
+def test_group_by_length_and_instruction_fields_work_for_icl(tok, tmp_path):
+    train = tmp_path / "s.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in rows(8, prompt=None)) + "\n")
+    dm = ICLDataModule(
+        tok,
+        sources={"s": {"files": [str(train)]}},
+        mode="zero_shot",
+        batch_size=4,
+        group_size=2,
+        query_max_len=128,
+        group_by_length=True,
+        instruction_fields={"task": TASK},  # the parent's default fields: the sources' task
+    )
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert dm.batch_sampler.group_by_length is True
+    assert all(t.startswith(f"instruct {TASK} query") for t in _decoded(tok, batch))  # not default_task
+
+
+def test_one_named_default_icl_template():
+    """Every ``template=`` / ``icl_template=`` default in the package is ``DEFAULT_ICL_TEMPLATE``, and the
+    name ``"bge_icl"`` is written only in ``prompts/icl.py`` (the template table and the default)."""
+    package = os.path.dirname(embedlight.__file__)
+    defaults, literals = [], []
+    for root, _, files in os.walk(package):
+        for file in files:
+            if not file.endswith(".py"):
+                continue
+            path = os.path.join(root, file)
+            rel = os.path.relpath(path, package)
+            tree = ast.parse(open(path, encoding="utf-8").read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and node.value == DEFAULT_ICL_TEMPLATE:
+                    literals.append(f"{rel}:{node.lineno}")
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    args = node.args.args + node.args.kwonlyargs
+                    values = node.args.defaults + node.args.kw_defaults
+                    for arg, value in zip(args[len(args) - len(values) :], values, strict=True):
+                        if arg.arg in ("template", "icl_template") and value is not None:
+                            defaults.append((f"{rel}:{node.name}", ast.unparse(value)))
+    assert len(defaults) >= 8  # builder, icl_prompt, icl_suffix, data, module, 2 evaluators, MTEB
+    assert {v for _, v in defaults} == {"DEFAULT_ICL_TEMPLATE"}, defaults
+    where = os.path.join("prompts", "icl.py")
+    assert len(literals) == 2 and all(x.startswith(where) for x in literals), literals
+    assert ICLPromptBuilder().query_template == ICL_TEMPLATES[DEFAULT_ICL_TEMPLATE]["query"]
