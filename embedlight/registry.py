@@ -26,8 +26,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -124,24 +123,25 @@ def build(group: str, name: str, **kwargs: Any) -> Any:
     return get(group, name)(**kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``embedlight-registry``: print every registered component with its config defaults."""
-    argv = sys.argv[1:] if argv is None else argv
+def describe(groups: str | Sequence[str] | None = None) -> str:
+    """Every registered component of ``groups`` (default: all) with its config defaults, as text
+    (what ``embedlight-registry`` prints).
+
+    Raises:
+        ValueError: A group that is not one of :data:`GROUPS` (the message lists the valid ones).
+    """
     _load_all()
-    groups = argv or sorted(GROUPS)
+    groups = [groups] if isinstance(groups, str) else list(groups or sorted(GROUPS))
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown group {unknown[0]!r}; valid groups: {', '.join(sorted(GROUPS))}")
+    lines = []
     for group in groups:
-        if group not in GROUPS:
-            print(f"unknown group {group!r}; valid groups: {', '.join(sorted(GROUPS))}", file=sys.stderr)
-            return 2
-        print(f"{group}: {GROUPS[group]}")
+        lines.append(f"{group}: {GROUPS[group]}")
         for name, cls in sorted(_REGISTRY[group].items()):
             node = _default_node(cls)
             target = node.pop("_target_")
             args = ", ".join(f"{k}={v!r}" for k, v in node.items())
             doc = (inspect.getdoc(cls) or "").split("\n")[0]
-            print(f"  {name:<16} {doc}\n  {'':<16} {target}({args})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            lines.append(f"  {name:<16} {doc}\n  {'':<16} {target}({args})")
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ counted on real (non-pad) tokens only, by the FLOP model the trained module repo
 (:mod:`embedlight.utils.flops`): ``pl_module.flop_model()`` if the LightningModule has one (RetroMAE: encoder,
 decoder and MLM heads), else its embedder's ``backbone.flop_model()`` (6 FLOPs per trained weight and
 token, 4 per frozen one as under LoRA, plus attention). The peak comes from config
-(``callbacks.throughput.peak_tflops``) or from ``python -m embedlight.utils.matmul_peak --save``, which
+(``callbacks.throughput.peak_tflops``) or from ``embedlight-matmul-peak save=true``, which
 measures fp32 and bf16 matmul TFLOP/s on this machine and caches them.
 """
 
@@ -120,7 +120,7 @@ class TokenThroughput(L.Callback):
         sample_key: Batch key whose rows count as samples (``query``; pretraining: the batch itself).
         peak_tflops: The machine's peak TFLOP/s per device for MFU: a number, a mapping
             ``{fp32: .., bf16: ..}`` picked by the trainer's precision, or None to read the cache
-            written by ``python -m embedlight.utils.matmul_peak --save`` (no MFU if there is none).
+            written by ``embedlight-matmul-peak save=true`` (no MFU if there is none).
         summary_path: If set, write a JSON summary at the end of training: steps, seconds from the
             first to the last step end, samples/s, tokens/s, pad fraction, MFU (the first step, with
             its warm-up, is excluded; its time is reported as ``first_step_seconds``).

@@ -11,24 +11,21 @@ Examples:
 Rows are read, validated (errors name file, line and field), scored and written ``chunk_rows`` at a
 time, so the file may be larger than RAM; every other field of a row is kept as it was. The output
 appears atomically when complete, and an existing output is never overwritten unless
-``overwrite=true``.
+``overwrite=true``. The library call is :func:`embedlight.engine.scoring.run`.
 """
 
 from __future__ import annotations
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from embedlight.engine.scoring import score_file
+from embedlight.engine.scoring import run
 
 
 @hydra.main(config_path="../conf", config_name="score", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point."""
-    teacher = instantiate(cfg.teacher)
-    n = score_file(teacher, cfg.input, cfg.output, cfg.chunk_rows, cfg.overwrite)
-    print(f"wrote {n} scored rows to {cfg.output}")
+    """Hydra entry point over :func:`embedlight.engine.scoring.run`."""
+    run(cfg)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,3 @@ def pool_corpus(rows: Sequence[dict[str, Any]]) -> list[str]:
 def unique(texts: Iterable[str]) -> list[str]:
     """Texts without exact duplicates, in first-seen order."""
     return list(dict.fromkeys(texts))
-
-
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless ``overwrite`` is set."""
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=true to replace it")

@@ -8,6 +8,9 @@
   top-k (E5: k=2 among 1M random passages): the model's prediction agrees with the label.
 
 A row keeps the positives that pass; it is dropped, with the reason, when none does.
+
+:func:`filter_rows` is the filter on given embeddings; :func:`run` is ``embedlight-filter`` as a library
+call (load, encode, filter, write the kept and dropped rows and the summary).
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from embedlight.engine.corpus import read_triplets, write_jsonl
+from embedlight.engine.mining.miner import positive_embeddings
 from embedlight.engine.mining.search import build_index, search
+from embedlight.engine.steps import (
+    configured_corpus,
+    configured_model,
+    corpus_embeddings,
+    encode_queries,
+    stats_path,
+)
+from embedlight.models.load import LoadedModel
+from embedlight.utils.outputs import guard_output, plain, write_summary
 
 
 def positive_rank(
@@ -115,3 +129,53 @@ def filter_rows(
         kept.append(new)
         counts["kept"] += 1
     return kept, dropped, counts
+
+
+def run(cfg: Mapping[str, Any], model: LoadedModel | None = None) -> dict[str, Any]:
+    """Filter ``cfg.input`` into ``cfg.output``, the dropped rows (with their ``reason``) into
+    ``<output>.dropped.jsonl``; returns the summary (also written to ``<output>.stats.json``).
+
+    Args:
+        cfg: A composed ``filter`` config (``model``, ``input``, ``output``, ``threshold``, ``top_k``, ...).
+        model: A loaded model to use instead of ``cfg.model`` (tests inject fakes).
+    """
+    dropped_path = cfg.get("dropped_output") or f"{cfg['output']}.dropped.jsonl"
+    for path in (cfg["output"], dropped_path, stats_path(cfg)):
+        guard_output(path, bool(cfg.get("overwrite", False)))
+    rows = read_triplets(cfg["input"])
+    model = configured_model(cfg, model)
+    corpus, corpus_emb = [], None
+    if cfg.get("top_k") is not None:
+        corpus = configured_corpus(cfg, rows)
+        corpus_emb = corpus_embeddings(cfg, model, corpus)
+    query_emb = encode_queries(cfg, model, rows)
+    pos_emb = positive_embeddings(
+        model, rows, corpus, corpus_emb, cfg.get("doc_instruction"), int(cfg["batch_size"])
+    )
+    kept, dropped, counts = filter_rows(
+        rows,
+        query_emb,
+        pos_emb,
+        threshold=cfg.get("threshold"),
+        top_k=cfg.get("top_k"),
+        corpus=corpus,
+        corpus_emb=corpus_emb,
+        index_cfg=plain(cfg.get("index") or {}),
+    )
+    write_jsonl(cfg["output"], kept)
+    write_jsonl(dropped_path, dropped)
+    summary = {
+        "input": cfg["input"],
+        "model": model.name,
+        "n_rows": len(rows),
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "counts": dict(counts),
+        "settings": plain(cfg),
+    }
+    why = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "kept") or "none"
+    return write_summary(
+        stats_path(cfg),
+        summary,
+        [f"kept {len(kept)} of {len(rows)} rows -> {cfg['output']}", f"dropped: {why} -> {dropped_path}"],
+    )

@@ -1,30 +1,27 @@
-"""``embedlight-score``: add teacher scores (``pos_scores``, ``neg_scores``) to a triplet JSONL.
+"""Teacher scoring as a library call: add teacher scores (``pos_scores``, ``neg_scores``) to a triplet
+JSONL (``embedlight-score`` is a thin Hydra main over :func:`run`).
 
 The output is FlagEmbedding's distillation schema; train on it with ``loss=distill_kl`` or
-``loss=infonce_distill`` (see README, "Distillation").
-
-Examples:
-    embedlight-score input=train.jsonl output=train.scored.jsonl                    # bi-encoder teacher
-    embedlight-score teacher=cross_encoder teacher.model=/models/bge-reranker-base \\
-        input=train.jsonl output=train.scored.jsonl
-
-Rows are read, validated (errors name file, line and field), scored and written ``chunk_rows`` at a
-time, so the file may be larger than RAM; every other field of a row is kept as it was. The output
-appears atomically when complete, and an existing output is never overwritten unless
-``overwrite=true``.
+``loss=infonce_distill`` (see README, "Distillation"). Rows are read, validated (errors name file, line
+and field), scored and written ``chunk_rows`` at a time, so the file may be larger than RAM; every
+other field of a row is kept as it was. The output appears atomically when complete.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hydra.utils import instantiate
+
 from embedlight.data.jsonl import TRIPLET, validate_row
-from embedlight.utils.io import iter_objects
+from embedlight.engine.steps import stats_path
+from embedlight.utils.io import JsonlWriter, iter_objects
+from embedlight.utils.outputs import guard_output, plain, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +38,12 @@ def _chunks(path: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
         yield chunk
 
 
+def _check_output(input_path: str, output_path: str, overwrite: bool) -> None:
+    if os.path.abspath(input_path) == os.path.abspath(output_path):
+        raise ValueError("score: output must differ from input")
+    guard_output(output_path, overwrite)
+
+
 def score_file(
     teacher: Any, input_path: str, output_path: str, chunk_rows: int = 1024, overwrite: bool = False
 ) -> int:
@@ -53,38 +56,48 @@ def score_file(
         chunk_rows: Rows scored per teacher call.
         overwrite: Replace an existing output.
     """
-    if os.path.abspath(input_path) == os.path.abspath(output_path):
-        raise ValueError("score: output must differ from input")
-    if os.path.exists(output_path) and not overwrite:
-        raise FileExistsError(f"score: {output_path} exists; pass overwrite=true to replace it")
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    tmp = output_path + ".tmp"
-    count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            for chunk in _chunks(input_path, chunk_rows):
-                queries, docs = [], []
-                for _, row in chunk:
-                    for doc in [*row["pos"], *(row.get("neg") or [])]:
-                        queries.append(row["query"])
-                        docs.append(doc)
-                scores = teacher.score(queries, docs)
-                if len(scores) != len(docs):
-                    raise RuntimeError(f"teacher returned {len(scores)} scores for {len(docs)} pairs")
-                at = 0
-                for line_no, row in chunk:
-                    n_pos, n_neg = len(row["pos"]), len(row.get("neg") or [])
-                    values = [float(s) for s in scores[at : at + n_pos + n_neg]]
-                    at += n_pos + n_neg
-                    if not all(math.isfinite(v) for v in values):
-                        raise ValueError(f"{input_path}:{line_no}: the teacher gave a non-finite score")
-                    row = {**row, "pos_scores": values[:n_pos], "neg_scores": values[n_pos:]}
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    count += 1
-                log.info("score: %d rows", count)
-        os.replace(tmp, output_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return count
+    _check_output(input_path, output_path, overwrite)
+    with JsonlWriter(output_path) as out:
+        for chunk in _chunks(input_path, chunk_rows):
+            queries, docs = [], []
+            for _, row in chunk:
+                for doc in [*row["pos"], *(row.get("neg") or [])]:
+                    queries.append(row["query"])
+                    docs.append(doc)
+            scores = teacher.score(queries, docs)
+            if len(scores) != len(docs):
+                raise RuntimeError(f"teacher returned {len(scores)} scores for {len(docs)} pairs")
+            at = 0
+            for line_no, row in chunk:
+                n_pos, n_neg = len(row["pos"]), len(row.get("neg") or [])
+                values = [float(s) for s in scores[at : at + n_pos + n_neg]]
+                at += n_pos + n_neg
+                if not all(math.isfinite(v) for v in values):
+                    raise ValueError(f"{input_path}:{line_no}: the teacher gave a non-finite score")
+                out.write({**row, "pos_scores": values[:n_pos], "neg_scores": values[n_pos:]})
+            log.info("score: %d rows", out.count)
+    return out.count
+
+
+def run(cfg: Mapping[str, Any], teacher: Any = None) -> dict[str, Any]:
+    """Score ``cfg.input`` into ``cfg.output`` with ``cfg.teacher``; returns the summary (also written to
+    ``stats_output``, default ``<output>.stats.json``).
+
+    Args:
+        cfg: A composed ``score`` config (``teacher``, ``input``, ``output``, ``chunk_rows``, ``overwrite``).
+        teacher: A teacher to use instead of building ``cfg.teacher`` (tests inject one).
+    """
+    overwrite = bool(cfg.get("overwrite", False))
+    _check_output(cfg["input"], cfg["output"], overwrite)  # before the teacher is loaded
+    guard_output(stats_path(cfg), overwrite)
+    t0 = time.perf_counter()
+    teacher = teacher if teacher is not None else instantiate(cfg["teacher"])
+    n = score_file(teacher, cfg["input"], cfg["output"], int(cfg["chunk_rows"]), overwrite)
+    summary = {
+        "input": cfg["input"],
+        "output": cfg["output"],
+        "n_rows": n,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "settings": plain(cfg),
+    }
+    return write_summary(stats_path(cfg), summary, f"wrote {n} scored rows to {cfg['output']}")

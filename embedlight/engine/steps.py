@@ -1,4 +1,5 @@
-"""Config-driven steps shared by ``embedlight-mine`` and ``embedlight-filter``."""
+"""Config-driven steps shared by ``embedlight-mine`` and ``embedlight-filter``: load the model and the
+rows, encode queries and corpus, and name the summary file."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ from typing import Any
 
 import numpy as np
 
+from embedlight.engine.corpus import pool_corpus, read_corpus, unique
 from embedlight.engine.encode import encode_prefixed, query_prefixes
 from embedlight.engine.mining.miner import encode_corpus
-from embedlight.models.load import LoadedModel
+from embedlight.models.load import LoadedModel, load_model
+
+
+def configured_model(cfg: Mapping[str, Any], model: LoadedModel | None = None) -> LoadedModel:
+    """``model`` if given (tests inject one), else ``cfg.model`` loaded by :func:`~embedlight.models.load.load_model`."""
+    if model is not None:
+        return model
+    return load_model(cfg["model"], cfg.get("device"), bool(cfg.get("trust_remote_code", False)))
+
+
+def configured_corpus(cfg: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The candidates: ``cfg.corpus`` without duplicates, or every pos/neg text of the rows."""
+    return unique(read_corpus(cfg["corpus"])) if cfg.get("corpus") else pool_corpus(rows)
+
+
+def stats_path(cfg: Mapping[str, Any]) -> str:
+    """Where the summary goes: ``stats_output``, default ``<output>.stats.json``."""
+    return cfg.get("stats_output") or f"{cfg['output']}.stats.json"
 
 
 def encode_queries(

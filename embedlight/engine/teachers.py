@@ -1,7 +1,8 @@
 """Teachers for ``embedlight-score``: score ``(query, document)`` pairs for distillation.
 
 * :class:`EmbedderTeacher`: cosine similarity of a bi-encoder's embeddings (any model
-  ``embedlight-eval`` loads: an embedlight export, a sentence-transformers folder, a bundled name).
+  :func:`embedlight.models.load.load_model` loads: an embedlight export, a sentence-transformers
+  folder, a run checkpoint, a bundled name).
 * :class:`CrossEncoderTeacher`: a cross-encoder's relevance logit (sentence-transformers
   ``CrossEncoder``; e.g. a bge-reranker), the usual teacher in RocketQAv2 and C-Pack.
 """
@@ -17,7 +18,7 @@ class EmbedderTeacher:
     """Cosine similarity between query and document embeddings.
 
     Args:
-        model: Export folder, sentence-transformers folder, bundled name or hub id.
+        model: Export folder, sentence-transformers folder, run checkpoint (``.ckpt``), bundled name or hub id.
         query_instruction: Query prefix (None = the model's saved ``query`` prompt, "" = none).
         doc_instruction: Document prefix (None = the model's saved ``document`` prompt, "" = none).
         batch_size: Texts per forward pass.
@@ -34,9 +35,9 @@ class EmbedderTeacher:
         device: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        from embedlight.models.sentence_transformer import SentenceTransformerEncoder
+        from embedlight.models.load import load_model
 
-        self.encoder = SentenceTransformerEncoder(model, device, trust_remote_code)
+        self.encoder = load_model(model, device, trust_remote_code).encoder
         self.query_instruction = query_instruction
         self.doc_instruction = doc_instruction
         self.batch_size = batch_size

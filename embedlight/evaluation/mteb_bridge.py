@@ -4,7 +4,7 @@ This module imports mteb; ``embedlight.evaluation`` does not import it.
 
 * :class:`MTEBEncoder` implements mteb's encoder protocol (``mteb.models.abs_encoder.AbsEncoder``) over an
   :class:`~embedlight.models.embedder.Embedder` or an export loaded by sentence-transformers
-  (:class:`embedlight.cli.eval.SentenceTransformerEncoder`). Prompts: ``prompts`` maps
+  (:class:`embedlight.models.sentence_transformer.SentenceTransformerEncoder`). Prompts: ``prompts`` maps
   ``"<Task>-<query|document>"``, ``"<Task>"``, ``"<TaskType>-<query|document>"``, ``"<TaskType>"`` or
   ``"<query|document>"`` to an instruction (mteb's priority order); with no match the encoder's own
   default for the kind applies, i.e. the same prompts as training. For ICL models (an Embedder) with

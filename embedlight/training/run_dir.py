@@ -2,7 +2,8 @@
 
 ``embedlight-train`` into a folder that already holds a run (checkpoints, an export, metrics or a
 saved config) stops with :class:`OutputExistsError` unless ``resume=auto`` (or a checkpoint path)
-continues it or ``overwrite=true`` replaces it. Hydra would write ``.hydra/`` into the folder before
+continues it or ``overwrite=true`` replaces it; the check is the one every command uses
+(:func:`embedlight.utils.outputs.guard_output`), told what in a folder marks a run. Hydra would write ``.hydra/`` into the folder before
 any of our code runs, so ``train.yaml`` sets ``hydra.output_subdir: null`` and
 :func:`save_hydra_config` writes the same three files after the check.
 """
@@ -12,14 +13,23 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import shutil
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from embedlight.utils.io import write_text
+from embedlight.utils.outputs import OutputExistsError, guard_output
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "OutputExistsError",
+    "guard_output_dir",
+    "run_markers",
+    "save_hydra_config",
+    "start_run",
+    "sweep_objective",
+]
+
+log = logging.getLogger("embedlight.train")
 
 HYDRA_SUBDIR = ".hydra"  # Hydra's default output_subdir
 _REPLACED = ("checkpoints", "export", "metrics.json")  # what overwrite=true removes
@@ -30,10 +40,6 @@ def _launcher_process() -> bool:
     tasks): only the first process checks the folder and writes ``.hydra/``, before the others start
     or while they wait for it."""
     return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
-
-
-class OutputExistsError(FileExistsError):
-    """The output folder already holds a run and neither ``resume`` nor ``overwrite`` was given."""
 
 
 def run_markers(out: str, include_config: bool = True) -> list[str]:
@@ -69,23 +75,46 @@ def guard_output_dir(
     """
     if not _launcher_process():
         return
+    if resume not in (None, "", False):
+        return
     out = os.path.abspath(os.path.expanduser(str(out)))
-    found = run_markers(out, include_config)
-    if not found or resume not in (None, "", False):
-        return
-    if overwrite:
-        for name in _REPLACED:
-            path = os.path.join(out, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-        log.warning("overwrite=true: replacing the run in %s (removed its %s)", out, ", ".join(_REPLACED))
-        return
-    raise OutputExistsError(
-        f"{out} already holds a run ({', '.join(found)}). Continue it with resume=auto, replace it with "
-        "overwrite=true (deletes its checkpoints, export and metrics), or choose another paths.output_dir."
+    guard_output(
+        out,
+        overwrite,
+        key="paths.output_dir",
+        found=run_markers(out, include_config),
+        remove=[name for name in _REPLACED if os.path.lexists(os.path.join(out, name))],
+        what="a run",
+        alternatives="continue it with resume=auto",
     )
+
+
+def start_run(cfg: DictConfig) -> None:
+    """What ``embedlight-train`` does under Hydra before :func:`embedlight.training.run.run`: refuse an
+    existing run (before anything is written, so its ``.hydra/`` survives a refused start), write this
+    run's ``.hydra/``, and log the config and the hardware ``hardware=auto`` picked."""
+    guard_output_dir(cfg.paths.output_dir, cfg.get("resume"), cfg.get("overwrite", False))
+    save_hydra_config(cfg)
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+    t = cfg.trainer
+    log.info("hardware: accelerator=%s devices=%s precision=%s", t.accelerator, t.devices, t.precision)
+
+
+def sweep_objective(result: dict[str, Any]) -> float | None:
+    """The value a Hydra sweep optimises: the monitored validation metric of ``run``'s result.
+
+    Raises:
+        ValueError: In a multirun (``-m``) without a monitored metric: a sweep would have nothing to compare.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    objective = result["objective"]
+    if objective is None and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ValueError(
+            "a sweep needs a monitored metric: set validation (e.g. validation=bbc_val) and monitor"
+        )
+    return objective
 
 
 def save_hydra_config(cfg: DictConfig) -> None:

@@ -1,5 +1,5 @@
 """File I/O shared by every layer: the one JSONL reader (errors name file, line and column) and the one
-atomic writer of text, JSON and JSONL files."""
+writer of text, JSON and JSONL files (atomic, streaming or appending)."""
 
 from __future__ import annotations
 
@@ -81,19 +81,75 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def _jsonl_line(row: Any) -> str:
+    return json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
+class JsonlWriter:
+    """The one JSONL writer: one JSON value per line, UTF-8, U+2028/U+2029/U+0085 escaped.
+
+    Two modes:
+
+    * atomic (default): rows stream to ``<path>.tmp``, which is renamed over ``path`` by
+      :meth:`close`; :meth:`abort` (or an exception inside ``with``) removes it, so ``path`` is either
+      the previous file or the complete new one, never a part.
+    * ``append=True``: rows are appended to ``path`` and flushed one by one, so every finished line is on
+      disk when a long run is killed (a resumable job's log; a cut last line is the reader's to trim).
+
+    Use as a context manager::
+
+        with JsonlWriter(path) as out:
+            for row in rows:
+                out.write(row)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, append: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.append = append
+        self.count = 0
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._target = self.path if append else self.path + ".tmp"
+        self._fh = open(self._target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - see close()
+
+    def write(self, row: Any) -> None:
+        """Write one row (a JSON-serialisable value) as one line."""
+        self._fh.write(_jsonl_line(row))
+        if self.append:
+            self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish: close the file (atomic mode: rename the temporary file over ``path``)."""
+        if self._fh.closed:
+            return
+        self._fh.close()
+        if not self.append:
+            os.replace(self._target, self.path)
+
+    def abort(self) -> None:
+        """Give up: close the file (atomic mode: remove the temporary file; ``path`` is untouched)."""
+        if not self._fh.closed:
+            self._fh.close()
+        if not self.append and os.path.exists(self._target):
+            os.remove(self._target)
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSONL atomically (a temporary file renamed over ``path``); returns the row count.
+    """Write rows as JSONL atomically (see :class:`JsonlWriter`); returns the row count.
 
     Rows are streamed to the temporary file, so ``rows`` may be a generator. Text stays readable
     UTF-8, except U+2028, U+2029 and U+0085, which are escaped so that every reader sees one row per line.
     """
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with JsonlWriter(path) as out:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
+            out.write(row)
+    return out.count

@@ -1,28 +1,27 @@
 """Measure this machine's matmul TFLOP/s (fp32, bf16; fp16 on GPU): the peak that MFU is relative to.
 
-Usage::
+The command is ``embedlight-matmul-peak`` (:mod:`embedlight.cli.matmul_peak`, a Hydra main over
+:func:`run`); :func:`measure` is the measurement itself.
 
-    python -m embedlight.utils.matmul_peak            # print the table
-    python -m embedlight.utils.matmul_peak --save     # also cache it for TokenThroughput's MFU
-    python -m embedlight.utils.matmul_peak --json out.json --size 2048 --seconds 2
-
-Square ``n x n @ n x n`` matmuls (2 n^3 FLOPs each), repeated for ``--seconds`` after a warm-up;
-the best of ``--trials`` is reported. On the CPU it uses torch's current thread count.
+Square ``n x n @ n x n`` matmuls (2 n^3 FLOPs each), repeated for ``seconds`` after a warm-up;
+the best of ``trials`` is reported. On the CPU it uses torch's current thread count.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from embedlight.utils.io import write_json
+from embedlight.utils.outputs import guard_output, write_summary
 
 
 def peak_cache_path() -> str:
-    """Where ``python -m embedlight.utils.matmul_peak --save`` stores the measured peaks."""
+    """Where ``embedlight-matmul-peak save=true`` stores the measured peaks (read by ``TokenThroughput``)."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "embedlight", "peak_tflops.json")
 
@@ -86,27 +85,23 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", type=int, default=2048, help="matrix size n (default 2048)")
-    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per trial")
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--json", default=None, help="write the result here")
-    parser.add_argument("--save", action="store_true", help=f"cache for MFU logging ({peak_cache_path()})")
-    args = parser.parse_args(argv)
-    result = measure(args.size, args.seconds, args.trials, args.device)
-    print(f"{result['device']} ({result['threads']} threads), {args.size}x{args.size} matmul:")
-    for key, value in result["tflops"].items():
-        print(f"  {key:<5} {value:8.3f} TFLOP/s")
-    for path in [args.json, peak_cache_path() if args.save else None]:
-        if path:
-            write_json(path, result)
-            print(f"wrote {path}")
-    return result
+def run(cfg: Mapping[str, Any]) -> dict:
+    """Measure as configured (``size``, ``seconds``, ``trials``, ``device``), print the table, write
+    ``output`` (guarded: refused if it exists, unless ``overwrite``) and, with ``save``, the MFU cache.
 
-
-if __name__ == "__main__":
-    main()
+    The cache (:func:`peak_cache_path`) is replaced by every ``save``: it holds this machine's latest
+    measurement, not a result to keep.
+    """
+    size = int(cfg.get("size", 2048))
+    output = cfg.get("output")
+    if output:
+        guard_output(output, bool(cfg.get("overwrite", False)))
+    result = measure(size, float(cfg.get("seconds", 1.0)), int(cfg.get("trials", 3)), cfg.get("device"))
+    lines = [f"{result['device']} ({result['threads']} threads), {size}x{size} matmul:"]
+    lines += [f"  {key:<5} {value:8.3f} TFLOP/s" for key, value in result["tflops"].items()]
+    if cfg.get("save"):
+        write_json(peak_cache_path(), result)
+        lines.append(f"wrote {peak_cache_path()}")
+    if output:
+        lines.append(f"wrote {output}")
+    return write_summary(output, result, lines)

@@ -24,7 +24,7 @@ run() {
   local preset=$1
   shift
   /usr/bin/time -v "$PY" -m embedlight.cli.eval model="$MODEL" evaluation="$preset" "$@" \
-    output="$OUT/${TAG}_${preset}.json" > "$OUT/${TAG}_${preset}.log" 2>&1
+    output="$OUT/${TAG}_${preset}.json" overwrite=true > "$OUT/${TAG}_${preset}.log" 2>&1
 }
 for name in ${EN_DROP:-}; do
   KEEP=()

@@ -146,9 +146,9 @@ def test_fit_logs_mfu_and_writes_a_summary(tiny_bert, tmp_path, hardware, peak):
 
 def test_peak_from_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    from embedlight.utils.matmul_peak import main
+    from embedlight.utils.matmul_peak import run
 
-    result = main(["--size", "64", "--seconds", "0.01", "--trials", "1", "--device", "cpu", "--save"])
+    result = run({"size": 64, "seconds": 0.01, "trials": 1, "device": "cpu", "save": True})
     assert result["tflops"]["fp32"] > 0 and result["tflops"]["bf16"] > 0
     assert json.loads(open(peak_cache_path()).read())["tflops"] == result["tflops"]
     trainer = types.SimpleNamespace(precision="bf16-mixed")

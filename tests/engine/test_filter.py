@@ -1,4 +1,4 @@
-"""``embedlight-filter``: threshold (C-Pack) and consistency (E5) filtering on hand-made embeddings."""
+"""``embedlight-filter`` (:func:`embedlight.engine.filtering.run`): threshold (C-Pack) and consistency (E5) filtering on hand-made embeddings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from embedlight.cli.filter import run_filter
+from embedlight.engine.filtering import run as run_filter
 from tests.engine.fakes import fake_model
 from tests.engine.test_mine import _cfg
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from embedlight.cli.mine import mine
 from embedlight.data.jsonl import TRIPLET, read_jsonl
+from embedlight.engine.mining.run import run as mine
 from embedlight.engine.mining.store import encode_to_memmap
 from tests.engine.fakes import FakeEncoder, fake_model, random_table
 

