@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from embedlight.data.jsonl import TRIPLET, validate_row
+from embedlight.data.jsonl import RowKind, validate_row
 from embedlight.utils.io import iter_objects
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def _chunks(path: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     chunk: list[tuple[int, dict[str, Any]]] = []
     for line_no, raw in iter_objects(path):
-        validate_row(path, line_no, raw, TRIPLET)
+        validate_row(path, line_no, raw, RowKind.TRIPLET)
         chunk.append((line_no, raw))
         if len(chunk) == size:
             yield chunk
