@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from embedlight.evaluation.base import Evaluator
 from embedlight.prompts.examples import Example, load_examples
 from embedlight.prompts.icl import DEFAULT_SEPARATOR, PROMPTEOL_TEMPLATE, ICLPromptBuilder
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class ICLEncoder:
         return out
 
 
+@register("evaluator", "icl")
 class ICLEvaluator(Evaluator):
     """Runs one evaluator under several prompt modes; metrics ``<name>/<mode>/<metric>``.
 
