@@ -60,6 +60,20 @@ def test_lightning_moves_every_tensor_and_keeps_the_rest(collate):
     assert moved.labels is None and batch.query_hash.device.type == "cpu"  # the original is untouched
 
 
+def test_pin_memory_replaces_every_tensor_and_keeps_the_rest(collate, monkeypatch):
+    # CPU stand-in for pinning (it needs a CUDA device): torch's loader calls batch.pin_memory()
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t, *a, **k: t.clone().fill_(7))
+    batch = collate(TRIPLETS)
+    batch.icl = ICLCounts(kept=2)
+    pinned = pin_memory(batch)
+    assert isinstance(pinned, Batch) and pinned.icl == ICLCounts(kept=2) and pinned.in_batch_negatives is True
+    tensors = [*pinned.query.values(), *pinned.docs.values(), pinned.query_hash, pinned.doc_hash]
+    assert len(tensors) == 8 and all(bool((t == 7).all()) for t in tensors)
+    assert pinned.labels is None and not bool((batch.query_hash == 7).all())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA device")
 def test_pin_memory_pins_every_tensor(collate):
     pinned = collate(TRIPLETS).pin_memory()
