@@ -1,6 +1,6 @@
 """The one registration path for embedlight components.
 
-Every backbone, pooler and loss is a class decorated with ``@register(group, name)``. The decorator
+Every backbone, pooler, loss and evaluator is a class decorated with ``@register(group, name)``. The decorator
 stores a Hydra structured config for it in Hydra's ``ConfigStore`` (``_target_`` plus the defaults of
 its ``__init__`` signature), so ``pooler=mean`` or ``loss=infonce loss.temperature=0.05`` work on the
 command line with no YAML file per component.
@@ -14,11 +14,20 @@ Group contracts:
 * ``pooler``: an ``nn.Module`` with ``bind(hidden_size)`` (builds an optional projection head),
   ``out_dim`` and ``forward(hidden (B, L, H), attention_mask (B, L), instruction_mask (B, L) | None)
   -> (B, D)``.
-* ``loss``: an ``nn.Module`` with ``forward(query (B, D), docs (B*G, D), **batch) -> scalar``; rows
-  ``docs[i*G:(i+1)*G]`` belong to query ``i`` and the first of them is its positive. Batch extras
-  (``labels`` for scored pairs, ``in_batch_negatives``) are passed as keywords; a loss ignores what
-  it does not use. A loss that trains prefixes of the embedding (``matryoshka``) reports them with
-  ``trained_dims(embedding_size)``: the export records them and evaluation reports each.
+* ``loss``: an ``nn.Module`` with ``forward(query (B, D), docs (B*G, D), <batch fields>) -> scalar``;
+  rows ``docs[i*G:(i+1)*G]`` belong to query ``i`` and the first of them is its positive. The batch
+  fields it reads are its keyword arguments, named as the fields of
+  :class:`~embedlight.data.batch.Batch` (``labels`` for scored pairs, ``in_batch_negatives``,
+  ``query_hash``/``doc_hash``, ``teacher_scores``); a parameter without a default is required. No
+  ``**kwargs``: the module passes exactly the declared fields, and an unknown field or keyword
+  fails (:mod:`embedlight.losses.fields`). A loss that trains prefixes of the embedding
+  (``matryoshka``) reports them with ``trained_dims(embedding_size)``: the export records them and
+  evaluation reports each.
+* ``evaluator``: an :class:`~embedlight.evaluation.base.Evaluator` with a ``name`` and
+  ``__call__(encoder) -> {"<name>/<metric>": float}`` for any
+  :class:`~embedlight.evaluation.base.TextEncoder`; its benchmark is read from disk lazily, on the
+  first call (a missing file fails at construction). Built from config with ``_target_``
+  (``conf/evaluation`` presets) or from the registry (``+evaluator@evaluation.<key>=<name>``).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ GROUPS: dict[str, str] = {
     "backbone": "transformer that maps token ids to hidden states; owns its tokenizer",
     "pooler": "maps hidden states to one vector per text",
     "loss": "maps query and document embeddings to a scalar training loss",
+    "evaluator": "scores a text encoder on a benchmark: {'<name>/<metric>': float}",
 }
 
 _REGISTRY: dict[str, dict[str, type]] = {g: {} for g in GROUPS}
@@ -88,18 +98,29 @@ def register(group: str, name: str) -> Callable[[type[T]], type[T]]:
     return decorator
 
 
-COMPONENT_PACKAGES = ("embedlight.backbones", "embedlight.poolers", "embedlight.losses")
+COMPONENT_PACKAGES = (
+    "embedlight.backbones",
+    "embedlight.poolers",
+    "embedlight.losses",
+    "embedlight.evaluation",
+)
+
+# Modules of those packages that need an optional extra and register nothing: not imported by discovery
+OPTIONAL_MODULES = frozenset({"embedlight.evaluation.mteb_bridge"})  # needs embedlight[mteb]
 
 
 def _load_all() -> None:
     """Import every module of the component packages so that their decorators have run.
 
-    A new pooler or loss is one file dropped into its package: it is discovered here, no list to edit.
+    A new pooler, loss or evaluator is one file dropped into its package: it is discovered here, no
+    list to edit.
     """
     for package_name in COMPONENT_PACKAGES:
         package = importlib.import_module(package_name)
         for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package_name}.{info.name}")
+            module = f"{package_name}.{info.name}"
+            if module not in OPTIONAL_MODULES:
+                importlib.import_module(module)
 
 
 def registered(group: str) -> dict[str, type]:
@@ -114,7 +135,7 @@ def get(group: str, name: str) -> type:
     """Look up a registered class, failing with the list of valid names."""
     entries = registered(group)
     if name not in entries:
-        raise KeyError(f"unknown {group} {name!r}; registered {group}s: {', '.join(sorted(entries))}")
+        raise KeyError(f"unknown {group} {name!r}; registered {group} names: {', '.join(sorted(entries))}")
     return entries[name]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L
 
+from embedlight.data.jsonl import RowKind
 from embedlight.engine.corpus import pool_corpus, write_jsonl
 from embedlight.engine.mining.miner import MineSettings, mine_negatives
 from embedlight.engine.mining.negatives import FalseNegativeGuard
@@ -95,7 +96,7 @@ class RefreshNegatives(L.Callback):
         return [
             i
             for i, s in enumerate(dm.sources)
-            if s.kind == "triplet" and (self.sources is None or s.name in self.sources)
+            if s.kind is RowKind.TRIPLET and (self.sources is None or s.name in self.sources)
         ]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

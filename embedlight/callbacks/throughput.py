@@ -11,6 +11,7 @@ measures fp32 and bf16 matmul TFLOP/s on this machine and caches them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -68,13 +69,21 @@ class TokenTally:
 
 
 def batch_masks(batch: Any) -> list[torch.Tensor]:
-    """Every ``attention_mask`` in a batch (any nesting of dicts)."""
+    """Every ``attention_mask`` in a batch (any nesting of dicts and dataclasses such as ``Batch``)."""
     if isinstance(batch, dict):
         mask = batch.get("attention_mask")
         if isinstance(mask, torch.Tensor):
             return [mask]
         return [t for v in batch.values() for t in batch_masks(v)]
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        return [t for f in dataclasses.fields(batch) for t in batch_masks(getattr(batch, f.name))]
     return []
+
+
+def batch_samples(batch: Any, key: str) -> int:
+    """Rows of the features at ``key`` (a dict key or a dataclass field), else of the batch itself."""
+    sub = batch.get(key, batch) if isinstance(batch, dict) else getattr(batch, key, batch)
+    return int(sub["input_ids"].size(0)) if isinstance(sub, dict) and "input_ids" in sub else 0
 
 
 def batch_lengths(batch: Any) -> list[torch.Tensor]:
@@ -190,9 +199,7 @@ class TokenThroughput(L.Callback):
             self.first_step_seconds = now - (self._t if self._t is not None else now)
             self._t, self._first = now, False
             return
-        sub = batch.get(self.sample_key, batch) if isinstance(batch, dict) else None  # pretraining: the batch
-        samples = int(sub["input_ids"].size(0)) if isinstance(sub, dict) and "input_ids" in sub else 0
-        self._window.add(batch, samples)
+        self._window.add(batch, batch_samples(batch, self.sample_key))  # pretraining: the batch's rows
         if self._window.steps < self.window:
             return  # no host-device sync between window ends
         closed, seconds = self._close_window(pl_module)

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import PAIRS
+from embedlight.data.batch import Batch
+from embedlight.data.jsonl import RowKind
 from embedlight.data.mixture import Source
 from embedlight.data.tokenize import tokenize
 from embedlight.prompts.instructions import render, resolve_template
@@ -40,11 +41,12 @@ def text_hashes(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
 
 class ContrastiveCollator:
-    """Turns rows from :class:`~embedlight.data.mixture.MixtureDataset` into model inputs.
+    """Turns rows from :class:`~embedlight.data.mixture.MixtureDataset` into a :class:`~embedlight.data.batch.Batch`.
 
     Triplet batches give ``query`` (B rows) and ``docs`` (B*G rows, positive first per group);
     scored-pair batches give ``query`` (text1), ``docs`` (text2) and ``labels`` (B,). Triplet batches
-    also carry ``query_hash`` (B,) and ``doc_hash`` (B*G,) text ids (see :func:`text_hashes`).
+    also carry ``query_hash`` (B,) and ``doc_hash`` (B*G,) text ids (see :func:`text_hashes`), and
+    ``teacher_scores`` (B, G) when every row has them.
 
     Args:
         tokenizer: The backbone's tokenizer.
@@ -91,28 +93,35 @@ class ContrastiveCollator:
             self.tokenizer, texts, instructions, max_len, self.append_eos, self.pad_to_multiple_of
         )
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        src = rows[0]["source"]
-        source = self.sources[src]
-        if source.kind == PAIRS:
+    def __call__(self, rows: list[dict[str, Any]]) -> Batch:
+        source = self.sources[rows[0]["source"]]
+        if source.kind is RowKind.PAIRS:
             instr = [self.query_instruction(r["source"], None) for r in rows]
-            return {
-                "query": self._tok([r["text1"] for r in rows], instr, self.query_max_len),
-                "docs": self._tok([r["text2"] for r in rows], instr, self.query_max_len),
-                "labels": torch.tensor([r["score"] for r in rows], dtype=torch.float),  # (B,)
-                "in_batch_negatives": source.in_batch_negatives,
-            }
+            return Batch(
+                query=self._tok([r["text1"] for r in rows], instr, self.query_max_len),
+                docs=self._tok([r["text2"] for r in rows], instr, self.query_max_len),
+                labels=torch.tensor([r["score"] for r in rows], dtype=torch.float),  # (B,)
+                in_batch_negatives=source.in_batch_negatives,
+            )
         q_instr = [self.query_instruction(r["source"], r.get("prompt")) for r in rows]
+        return self.triplets(rows, [r["query"] for r in rows], q_instr)
+
+    def triplets(self, rows: list[dict[str, Any]], queries: list[str], prefixes: list[str]) -> Batch:
+        """The batch of triplet ``rows`` whose query inputs are ``queries`` after ``prefixes``.
+
+        Documents get their source's document instruction; the text ids are those of the rows' raw
+        texts (what a query becomes, e.g. a few-shot prompt, does not make a duplicate distinct).
+        """
+        source = self.sources[rows[0]["source"]]
         docs = [d for r in rows for d in r["docs"]]
         d_instr = [self.doc_instruction(r["source"]) for r in rows for _ in r["docs"]]
-        batch = {
-            "query": self._tok([r["query"] for r in rows], q_instr, self.query_max_len),
-            "docs": self._tok(docs, d_instr, self.passage_max_len),
-            "in_batch_negatives": source.in_batch_negatives,
-            **text_hashes(rows),
-        }
+        teacher = None
         if all(r.get("teacher_scores") is not None for r in rows):  # distillation (losses/distill.py)
-            batch["teacher_scores"] = torch.tensor(
-                [r["teacher_scores"] for r in rows], dtype=torch.float
-            )  # (B, G)
-        return batch
+            teacher = torch.tensor([r["teacher_scores"] for r in rows], dtype=torch.float)  # (B, G)
+        return Batch(
+            query=self._tok(queries, prefixes, self.query_max_len),
+            docs=self._tok(docs, d_instr, self.passage_max_len),
+            in_batch_negatives=source.in_batch_negatives,
+            teacher_scores=teacher,
+            **text_hashes(rows),
+        )

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from embedlight.data.collator import ContrastiveCollator
-from embedlight.data.jsonl import FEATURES, PAIRS, TRIPLET, read_jsonl, sniff_kind
-from embedlight.data.limits import check_max_len
+from embedlight.data.jsonl import FEATURES, RowKind, read_jsonl, sniff_kind
+from embedlight.data.limits import check_full_batch, check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source
 from embedlight.utils.hardware import loader_kwargs
@@ -28,7 +28,9 @@ def _generate(path: str, kind: str, mtime: float, size: int):  # mtime/size key 
     yield from read_jsonl(path, kind)
 
 
-def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.Dataset, str]:
+def load_rows(
+    files: Sequence[str], kind: RowKind | str | None = None, key: str = "kind"
+) -> tuple[datasets.Dataset, RowKind]:
     """Read and validate JSONL files into one Arrow-backed ``datasets.Dataset``.
 
     Every file is validated row by row (a malformed row raises
@@ -36,18 +38,20 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
     by ``datasets`` and keyed on each file's path, size and modification time. Column types come from
     the schema's explicit ``datasets.Features`` (never inferred from the first rows), so optional
     fields (``neg``, ``prompt``, ``pos_scores``, ...) absent from a file's first rows are fine.
+    ``kind`` (None: sniffed per file) is the config value at ``key``, named when it is not a kind.
     """
+    kind = None if kind is None else RowKind.parse(kind, key)
     parts, kinds = [], set()
     for path in files:
         path = os.path.abspath(os.path.expanduser(str(path)))
         file_kind = kind or sniff_kind(path)
-        if file_kind not in (TRIPLET, PAIRS):
+        if file_kind not in (RowKind.TRIPLET, RowKind.PAIRS):
             raise ValueError(
-                f"{path}: contrastive training needs triplet or scored-pair rows, found {file_kind!r}"
+                f"{path}: contrastive training needs triplet or scored-pair rows, found '{file_kind}'"
             )
         kinds.add(file_kind)
         stat = os.stat(path)
-        gen_kwargs = {"path": path, "kind": file_kind, "mtime": stat.st_mtime, "size": stat.st_size}
+        gen_kwargs = {"path": path, "kind": file_kind.value, "mtime": stat.st_mtime, "size": stat.st_size}
         try:
             parts.append(
                 datasets.Dataset.from_generator(
@@ -59,7 +63,8 @@ def load_rows(files: Sequence[str], kind: str | None = None) -> tuple[datasets.D
                 raise err.__cause__ from None
             raise ValueError(f"{path}: could not be loaded: {err.__cause__ or err}") from err
     if len(kinds) > 1:
-        raise ValueError(f"files {list(files)} mix schemas {sorted(kinds)}; put them in separate sources")
+        schemas = sorted(k.value for k in kinds)
+        raise ValueError(f"files {list(files)} mix schemas {schemas}; put them in separate sources")
     rows = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     return rows, kinds.pop()
 
@@ -179,7 +184,7 @@ class ContrastiveDataModule(L.LightningDataModule):
                 raise ValueError(
                     f"data.sources.{name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
                 )
-            rows, kind = load_rows(spec["files"], spec.get("kind"))
+            rows, kind = load_rows(spec["files"], spec.get("kind"), f"data.sources.{name}.kind")
             in_batch = spec.get("in_batch_negatives")
             if in_batch is None:  # FlagEmbedding's convention: folders named *no_in_batch_neg*
                 in_batch = not any("no_in_batch_neg" in f for f in spec["files"])
@@ -247,11 +252,8 @@ class ContrastiveDataModule(L.LightningDataModule):
             world_size=world,
             group_by_length=self.group_by_length,
         )
-        if len(self.batch_sampler) == 0:
-            raise ValueError(
-                f"no full batch: {sum(len(s) for s in self.sources)} rows for batch_size={self.batch_size}"
-                f" x {world} device(s); lower data.batch_size"
-            )
+        rows = sum(len(s) for s in self.sources)
+        check_full_batch(len(self.batch_sampler), rows, "rows", self.batch_size, world)
         return ResumableDataLoader(
             MixtureDataset(self.sources, self.group_size, self.seed),
             batch_sampler=self.batch_sampler,

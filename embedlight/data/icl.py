@@ -12,9 +12,10 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.collator import ContrastiveCollator, text_hashes
+from embedlight.data.batch import Batch, ICLCounts
+from embedlight.data.collator import ContrastiveCollator
 from embedlight.data.datamodule import ContrastiveDataModule
-from embedlight.data.jsonl import PAIRS
+from embedlight.data.jsonl import RowKind
 from embedlight.data.mixture import Source
 from embedlight.prompts.examples import Example, find_examples, load_examples
 from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR, ICLPromptBuilder
@@ -113,9 +114,9 @@ class ICLCollator(ContrastiveCollator):
             cands = [ex for ex in self.pools.get(src, {}).get(task, []) if ex.query != row["query"]]
         return rng.sample(cands, min(k, len(cands)))
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict[str, Any]]) -> Batch:
         source = self.sources[rows[0]["source"]]
-        if source.kind == PAIRS:  # scored pairs keep the plain instruction path
+        if source.kind is RowKind.PAIRS:  # scored pairs keep the plain instruction path
             return super().__call__(rows)
         before = self.builder.stats.as_dict()
         prefixes, texts = [], []
@@ -125,15 +126,9 @@ class ICLCollator(ContrastiveCollator):
             prefixes.append(prompt.prefix)
             texts.append(prompt.text)
         after = self.builder.stats.as_dict()
-        docs = [d for r in rows for d in r["docs"]]
-        d_instr = [self.doc_instruction(r["source"]) for r in rows for _ in r["docs"]]
-        return {
-            "query": self._tok(texts, prefixes, self.query_max_len),
-            "docs": self._tok(docs, d_instr, self.passage_max_len),
-            "in_batch_negatives": source.in_batch_negatives,
-            **text_hashes(rows),  # raw query texts: the examples do not make a duplicate distinct
-            "icl": {k: after[k] - before[k] for k in ("kept", "dropped", "truncated", "all_dropped")},
-        }
+        batch = self.triplets(rows, texts, prefixes)  # documents raw; text ids of the raw queries
+        batch.icl = ICLCounts.between(before, after)
+        return batch
 
 
 class ICLDataModule(ContrastiveDataModule):
@@ -246,7 +241,7 @@ class ICLDataModule(ContrastiveDataModule):
             tasks[idx] = self._task(source.name, source)
             if self.mode == "fixed":
                 fixed[idx] = self._fixed(source.name)
-            elif self.mode == "dynamic" and self.example_source == "pool" and source.kind != PAIRS:
+            elif self.mode == "dynamic" and self.example_source == "pool" and source.kind != RowKind.PAIRS:
                 pool: dict[str, list[Example]] = {}
                 for row in source.rows:
                     task = row.get("prompt") if (row.get("prompt") and source.use_row_prompt) else tasks[idx]

@@ -10,15 +10,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from enum import Enum
 from typing import Any
 
 import datasets
 
 from embedlight.utils.io import DataFormatError, iter_objects
 
-TRIPLET = "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?, ...}
-PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
-TEXT = "text"  # plain text for pretraining: {"text"}
+
+class RowKind(str, Enum):
+    """The schema of a training row; a source's ``kind`` in config is one of the values."""
+
+    TRIPLET = (
+        "triplet"  # FlagEmbedding schema: {"query", "pos": [...], "neg": [...], "prompt"?, "type"?, ...}
+    )
+    PAIRS = "pairs"  # scored pairs: {"text1", "text2", "score"}
+    TEXT = "text"  # plain text for pretraining: {"text"}
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def parse(cls, value: RowKind | str, key: str = "kind") -> RowKind:
+        """``value`` as a :class:`RowKind`; an unknown one fails naming ``key`` and the valid kinds."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(k.value for k in cls)
+            raise ValueError(f"{key}: unknown data kind {value!r}; valid kinds: {valid}") from None
+
 
 _PAIR_ALIASES = {
     "text1": ("text1", "sentence1"),
@@ -28,8 +51,8 @@ _PAIR_ALIASES = {
 
 _STR = datasets.Value("string")
 _FLOATS = datasets.List(datasets.Value("float64"))
-FEATURES: dict[str, datasets.Features] = {
-    TRIPLET: datasets.Features(
+FEATURES: dict[RowKind, datasets.Features] = {
+    RowKind.TRIPLET: datasets.Features(
         {
             "query": _STR,
             "pos": datasets.List(_STR),
@@ -41,20 +64,20 @@ FEATURES: dict[str, datasets.Features] = {
             "neg_scores": _FLOATS,  # teacher scores, one per ``neg`` item (None when absent)
         }
     ),
-    PAIRS: datasets.Features({"text1": _STR, "text2": _STR, "score": datasets.Value("float64")}),
-    TEXT: datasets.Features({"text": _STR}),
+    RowKind.PAIRS: datasets.Features({"text1": _STR, "text2": _STR, "score": datasets.Value("float64")}),
+    RowKind.TEXT: datasets.Features({"text": _STR}),
 }
 
 
-def detect_kind(row: dict[str, Any]) -> str:
+def detect_kind(row: dict[str, Any]) -> RowKind:
     """Guess a row's schema from its keys."""
     if "query" in row or "pos" in row:
-        return TRIPLET
+        return RowKind.TRIPLET
     if any(k in row for k in ("text1", "sentence1")):
-        return PAIRS
+        return RowKind.PAIRS
     if "text" in row:
-        return TEXT
-    return TRIPLET
+        return RowKind.TEXT
+    return RowKind.TRIPLET
 
 
 def _str(
@@ -116,12 +139,13 @@ def _scores(path: str, line: int, row: dict[str, Any], field: str, texts: list[s
     return out
 
 
-def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
+def validate_row(path: str, line: int, row: Any, kind: RowKind | str) -> dict[str, Any]:
     """Check one parsed row against ``kind``'s schema and return it normalised (all of
     :data:`FEATURES`' columns, None for absent optional ones)."""
+    kind = RowKind.parse(kind)
     if not isinstance(row, dict):
         raise DataFormatError(path, line, None, f"expected a JSON object, got {type(row).__name__}")
-    if kind == TRIPLET:
+    if kind is RowKind.TRIPLET:
         pos = _str_list(path, line, row, "pos", 1)
         neg = _str_list(path, line, row, "neg", 0)
         return {
@@ -134,7 +158,7 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
             "pos_scores": _scores(path, line, row, "pos_scores", pos),
             "neg_scores": _scores(path, line, row, "neg_scores", neg),
         }
-    if kind == PAIRS:
+    if kind is RowKind.PAIRS:
         out: dict[str, Any] = {}
         for field, aliases in _PAIR_ALIASES.items():
             key = next((a for a in aliases if a in row), None)
@@ -153,21 +177,20 @@ def validate_row(path: str, line: int, row: Any, kind: str) -> dict[str, Any]:
             raise DataFormatError(path, line, "score", f"expected a finite number, got {score!r}")
         out["score"] = float(score)
         return out
-    if kind == TEXT:
-        return {"text": _str(path, line, row, "text")}
-    raise ValueError(f"unknown data kind {kind!r}; expected one of {TRIPLET}, {PAIRS}, {TEXT}")
+    return {"text": _str(path, line, row, "text")}  # RowKind.TEXT
 
 
-def read_jsonl(path: str, kind: str | None = None) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: str, kind: RowKind | str | None = None) -> Iterator[dict[str, Any]]:
     """Yield validated rows of a JSONL file; the first row fixes ``kind`` when it is None."""
+    kind = None if kind is None else RowKind.parse(kind)
     for line_no, row in iter_objects(path):
         if kind is None:
-            kind = detect_kind(row) if isinstance(row, dict) else TRIPLET
+            kind = detect_kind(row) if isinstance(row, dict) else RowKind.TRIPLET
         yield validate_row(path, line_no, row, kind)
 
 
-def sniff_kind(path: str) -> str:
+def sniff_kind(path: str) -> RowKind:
     """Schema of a JSONL file, from its first non-empty row."""
     for _, row in iter_objects(path):
-        return detect_kind(row) if isinstance(row, dict) else TRIPLET
+        return detect_kind(row) if isinstance(row, dict) else RowKind.TRIPLET
     raise DataFormatError(path, 1, None, "file is empty")

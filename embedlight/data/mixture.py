@@ -14,7 +14,8 @@ from typing import Any
 
 from torch.utils.data import Dataset, Sampler
 
-from embedlight.data.jsonl import PAIRS, TRIPLET
+from embedlight.data.jsonl import RowKind
+from embedlight.data.limits import check_batch_size
 
 Key = tuple[int, int, int]  # (epoch, source index, row index)
 
@@ -26,7 +27,7 @@ class Source:
     Attributes:
         name: Source name (logs, errors).
         rows: A sequence of validated rows (a ``datasets.Dataset`` or a list of dicts).
-        kind: ``triplet`` or ``pairs``.
+        kind: :class:`~embedlight.data.jsonl.RowKind` (``triplet`` or ``pairs``; a string is parsed).
         weight: Sampling multiplier: the source contributes ``round(len(rows) * weight)`` rows per epoch.
         query_instruction: Template for queries (name from ``instructions.TEMPLATES`` or literal).
         doc_instruction: Template for documents ("" keeps documents raw).
@@ -40,7 +41,7 @@ class Source:
 
     name: str
     rows: Sequence[dict[str, Any]]
-    kind: str = TRIPLET
+    kind: RowKind = RowKind.TRIPLET
     weight: float = 1.0
     query_instruction: str | None = None
     doc_instruction: str | None = None
@@ -48,6 +49,9 @@ class Source:
     in_batch_negatives: bool = True
     use_row_prompt: bool = True
     negatives: Sequence[list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.kind = RowKind.parse(self.kind, f"data.sources.{self.name}.kind")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -78,7 +82,7 @@ class MixtureDataset(Dataset):
         epoch, src_idx, row_idx = key
         source = self.sources[src_idx]
         row = source.rows[row_idx]
-        if source.kind == PAIRS:
+        if source.kind is RowKind.PAIRS:
             return {"source": src_idx, **row}
         rng = _row_rng(self.seed, key)
         p = rng.randrange(len(row["pos"]))
@@ -128,21 +132,22 @@ def row_lengths(source: Source) -> list[int]:
     rows = source.rows
     if hasattr(rows, "with_format"):
         return _arrow_lengths(rows, source.kind)
-    if source.kind == PAIRS:
+    if source.kind is RowKind.PAIRS:
         return [len(r["text1"]) + len(r["text2"]) for r in rows]
     return [len(r["query"]) + sum(len(p) for p in r["pos"]) // max(1, len(r["pos"])) for r in rows]
 
 
-def _arrow_lengths(rows: Any, kind: str, batch_size: int = 65536) -> list[int]:
+def _arrow_lengths(rows: Any, kind: RowKind | str, batch_size: int = 65536) -> list[int]:
     import numpy as np
     import pyarrow.compute as pc
 
     def chars(column: Any) -> np.ndarray:
         return pc.utf8_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
 
+    kind = RowKind.parse(kind)
     out: list[int] = []
     for table in rows.with_format("arrow").iter(batch_size=batch_size):
-        if kind == PAIRS:
+        if kind is RowKind.PAIRS:
             out.extend((chars(table["text1"]) + chars(table["text2"])).tolist())
             continue
         pos = table["pos"].combine_chunks()  # list<string>, one list per row
@@ -195,8 +200,7 @@ class MixtureBatchSampler(Sampler[list[Key]]):
         group_by_length: bool = False,
         megabatch_mult: int = 50,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         if world_size > 1 and not drop_last:
             raise ValueError("drop_last=False cannot split a bucket's last partial batch over several ranks")
         if not 0 <= rank < world_size:

@@ -18,8 +18,8 @@ from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
-from embedlight.data.jsonl import FEATURES, TEXT, read_jsonl
-from embedlight.data.limits import check_max_len
+from embedlight.data.jsonl import FEATURES, RowKind, read_jsonl
+from embedlight.data.limits import check_batch_size, check_full_batch, check_max_len
 from embedlight.data.loader import ResumableDataLoader
 from embedlight.utils.hardware import loader_kwargs
 from embedlight.utils.io import DataFormatError, iter_records
@@ -38,7 +38,7 @@ def read_texts(
         title_field: Optional field prepended to the text when non-empty (BEIR's ``title``).
     """
     if text_field == "text" and title_field is None:
-        yield from read_jsonl(path, TEXT)
+        yield from read_jsonl(path, RowKind.TEXT)
         return
     for line_no, row in iter_records(path):
         text = row.get(text_field)
@@ -152,8 +152,7 @@ class ShuffledBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, n: int, batch_size: int, seed: int = 42, rank: int = 0, world_size: int = 1) -> None:
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -289,7 +288,7 @@ class PretrainDataModule(L.LightningDataModule):
                 "title_field": self.title_field,
                 "stamps": stamps,
             }
-            features = FEATURES[TEXT]  # explicit column types: nothing inferred from the first rows
+            features = FEATURES[RowKind.TEXT]  # explicit column types: nothing inferred from the first rows
             if self.streaming:
                 parts.append(
                     datasets.IterableDataset.from_generator(_generate, features=features, gen_kwargs=kwargs)
@@ -383,10 +382,6 @@ class PretrainDataModule(L.LightningDataModule):
             return ResumableDataLoader(
                 _TorchIterable(ds.with_format("python")), batch_size=self.batch_size, drop_last=True, **common
             )
-        if len(self.dataset) < self.batch_size * world:
-            raise ValueError(
-                f"no full batch: {len(self.dataset)} chunks for batch_size={self.batch_size} x {world} "
-                "device(s); lower data.batch_size"
-            )
         sampler = ShuffledBatchSampler(len(self.dataset), self.batch_size, self.seed, rank, world)
+        check_full_batch(len(sampler), len(self.dataset), "chunks", self.batch_size, world)
         return ResumableDataLoader(self.dataset, batch_sampler=sampler, **common)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from embedlight.data.jsonl import TRIPLET, validate_row
+from embedlight.data.jsonl import RowKind, validate_row
 from embedlight.utils.io import (
     DataFormatError,
     iter_objects,
@@ -22,7 +22,7 @@ def read_triplets(path: str) -> list[dict[str, Any]]:
     """
     rows = []
     for line_no, obj in iter_objects(path):
-        checked = validate_row(path, line_no, obj, TRIPLET)
+        checked = validate_row(path, line_no, obj, RowKind.TRIPLET)
         rows.append({**obj, **{k: v for k, v in checked.items() if v is not None}})
     if not rows:
         raise DataFormatError(path, 1, None, "file is empty")

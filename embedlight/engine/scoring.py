@@ -18,7 +18,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from embedlight.data.jsonl import TRIPLET, validate_row
+from embedlight.data.jsonl import RowKind, validate_row
 from embedlight.engine.steps import stats_path
 from embedlight.utils.io import JsonlWriter, iter_objects
 from embedlight.utils.outputs import guard_output, plain, write_summary
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def _chunks(path: str, size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     chunk: list[tuple[int, dict[str, Any]]] = []
     for line_no, raw in iter_objects(path):
-        validate_row(path, line_no, raw, TRIPLET)
+        validate_row(path, line_no, raw, RowKind.TRIPLET)
         chunk.append((line_no, raw))
         if len(chunk) == size:
             yield chunk

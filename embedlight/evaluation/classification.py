@@ -16,6 +16,7 @@ import numpy as np
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import embed_normalized
 from embedlight.evaluation.loaders import KFOLD_TASKS, LabeledTexts, load_senteval, subsample
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def linear_probe(
     return float(accuracy_score(test_y, pred)), float(f1_score(test_y, pred, average="macro"))
 
 
+@register("evaluator", "classification")
 class ClassificationEvaluator(Evaluator):
     """Linear-probe accuracy and macro-F1 on a SentEval classification task.
 

@@ -15,6 +15,7 @@ import numpy as np
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import embed_normalized
 from embedlight.evaluation.loaders import LabeledTexts, load_senteval, subsample
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def kmeans_v_measure(x: np.ndarray, labels: list[str], seed: int = 0, batch_size
     return float(v_measure_score(labels, pred))
 
 
+@register("evaluator", "clustering")
 class ClusteringEvaluator(Evaluator):
     """V-measure of k-means on a labelled SentEval set (e.g. TREC coarse question types, SST5).
 

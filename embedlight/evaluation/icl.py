@@ -31,6 +31,7 @@ from embedlight.prompts.icl import (
     PROMPTEOL_TEMPLATE,
     ICLPromptBuilder,
 )
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class ICLEncoder:
         return out
 
 
+@register("evaluator", "icl")
 class ICLEvaluator(Evaluator):
     """Runs one evaluator under several prompt modes; metrics ``<name>/<mode>/<metric>``.
 

@@ -17,6 +17,7 @@ import numpy as np
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import check_limit, embed_normalized
 from embedlight.evaluation.loaders import PairData, load_pairs, load_snli, subsample
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def best_f1(scores, labels) -> tuple[float, float]:
     return float(f1[i]), float((values[i] + nxt) / 2)
 
 
+@register("evaluator", "pair_classification")
 class PairClassificationEvaluator(Evaluator):
     """Cosine average precision (plus best accuracy/F1) on labelled pairs.
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from embedlight.evaluation.base import Evaluator, TextEncoder
 from embedlight.evaluation.common import embed_normalized
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def make_passkey_task(
     return queries, docs
 
 
+@register("evaluator", "passkey")
 class PasskeyEvaluator(Evaluator):
     """Top-1 accuracy of personalized passkey retrieval at each length.
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedlight.evaluation.base import Evaluator, TextEncoder
+from embedlight.evaluation.beir import load_beir
 from embedlight.evaluation.common import embed_normalized
 from embedlight.evaluation.pair_classification import average_precision
-from embedlight.evaluation.retrieval import load_beir
+from embedlight.registry import register
 from embedlight.utils.io import iter_records
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def load_reranking(
     raise ValueError(f"reranking format must be 'jsonl', 'beir' or 'auto', got {format!r}")
 
 
+@register("evaluator", "reranking")
 class RerankingEvaluator(Evaluator):
     """MAP / MRR of cosine reranking.
 

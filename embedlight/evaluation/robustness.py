@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from embedlight.evaluation.base import Evaluator, TextEncoder
+from embedlight.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class InstructedEncoder:
         return getattr(self.encoder, name)
 
 
+@register("evaluator", "robustness")
 class InstructionRobustnessEvaluator(Evaluator):
     """Runs ``evaluator`` with each of several paraphrased instructions.
 

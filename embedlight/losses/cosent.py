@@ -32,7 +32,6 @@ class CoSENTLoss(nn.Module):
         query: torch.Tensor,
         docs: torch.Tensor,
         labels: torch.Tensor | None = None,
-        **_: object,
     ) -> torch.Tensor:
         """Compute the loss.
 

@@ -85,7 +85,6 @@ class DistillKLLoss(nn.Module):
         query: torch.Tensor,
         docs: torch.Tensor,
         teacher_scores: torch.Tensor | None = None,
-        **_: object,
     ) -> torch.Tensor:
         """Compute the loss.
 
@@ -142,11 +141,12 @@ class InfoNCEDistillLoss(nn.Module):
         query: torch.Tensor,
         docs: torch.Tensor,
         teacher_scores: torch.Tensor | None = None,
-        **batch: object,
+        in_batch_negatives: bool | None = None,
+        query_hash: torch.Tensor | None = None,
+        doc_hash: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Compute the weighted sum; arguments as ``infonce`` (which gets every other batch extra) and
-        ``distill_kl``."""
-        loss = self.infonce_weight * self.infonce(query, docs, **batch)
+        """Compute the weighted sum; arguments as ``infonce`` and ``distill_kl``."""
+        loss = self.infonce_weight * self.infonce(query, docs, in_batch_negatives, query_hash, doc_hash)
         if teacher_scores is None and not self.require_teacher:
             return loss
         return loss + self.distill_weight * self.distill(query, docs, teacher_scores=teacher_scores)

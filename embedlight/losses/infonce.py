@@ -69,7 +69,6 @@ class InfoNCELoss(nn.Module):
         in_batch_negatives: bool | None = None,
         query_hash: torch.Tensor | None = None,
         doc_hash: torch.Tensor | None = None,
-        **_: object,
     ) -> torch.Tensor:
         """Compute the loss.
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embedlight.losses.fields import batch_fields
 from embedlight.registry import register
 
 HALVINGS = (1, 2, 4, 8)  # default prefixes: the full size D, D/2, D/4, D/8
@@ -82,6 +83,10 @@ class MatryoshkaLoss(nn.Module):
             return list(self.dims)
         return sorted({max(1, size // h) for h in HALVINGS}, reverse=True)
 
+    def batch_fields(self) -> dict[str, bool]:
+        """The inner loss's batch fields (``forward`` passes them on; see :mod:`embedlight.losses.fields`)."""
+        return batch_fields(self.inner)
+
     def prefix(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """The first ``dim`` coordinates, re-normalised if ``normalize``, (N, dim)."""
         if dim > x.size(-1):
@@ -95,7 +100,8 @@ class MatryoshkaLoss(nn.Module):
         Args:
             query: (B, D) query embeddings.
             docs: (B*G, D) document embeddings.
-            **batch: Batch extras, passed on to the inner loss.
+            **batch: The inner loss's batch fields (:meth:`batch_fields`), passed on to it: a
+                keyword it does not take fails there.
 
         Returns:
             Scalar loss.

@@ -9,18 +9,21 @@ import lightning as L
 import torch
 from torch import nn
 
+from embedlight.data.batch import Batch
+from embedlight.losses.fields import batch_fields
 from embedlight.models.embedder import Embedder
 from embedlight.modules.grad_cache import GradCache
 from embedlight.modules.optim import ManualOptimization, configure, current_lr
-
-FEATURES = ("query", "docs")  # tokenised inputs of a batch; every other key goes to the loss
 
 
 class ContrastiveModule(L.LightningModule):
     """Trains an :class:`~embedlight.models.embedder.Embedder` with an injected loss.
 
     Triplet batches (query + G documents) go to ``loss``; scored-pair batches (they carry ``labels``)
-    go to ``pair_loss``. The module never looks at which loss or pooler it was given.
+    go to ``pair_loss``. Each loss gets exactly the :class:`~embedlight.data.batch.Batch` fields it
+    declares (:func:`~embedlight.losses.fields.batch_fields`, read here once: a loss that declares a
+    field a batch does not have fails now, not at the first step). The module never looks at which
+    loss or pooler it was given.
 
     Args:
         embedder: The model to train.
@@ -48,6 +51,8 @@ class ContrastiveModule(L.LightningModule):
         self.embedder = embedder
         self.loss = loss
         self.pair_loss = pair_loss
+        self.loss_fields = batch_fields(loss)  # {field: required}
+        self.pair_loss_fields = batch_fields(pair_loss) if pair_loss is not None else {}
         self.optimizer_factory = optimizer or (
             lambda params: torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
         )
@@ -63,23 +68,23 @@ class ContrastiveModule(L.LightningModule):
         """Embed a tokenised batch, (B, D)."""
         return self.embedder(features)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        extras = {k: v for k, v in batch.items() if k not in FEATURES}  # labels, in_batch_negatives, ...
-        labels = extras.get("labels")
-        loss_fn = self.loss if labels is None else self.pair_loss
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        pairs = batch.labels is not None
+        loss_fn, fields = (self.pair_loss, self.pair_loss_fields) if pairs else (self.loss, self.loss_fields)
         if loss_fn is None:
             raise RuntimeError(
                 "a scored-pair batch arrived but no pair_loss is configured (set pair_loss=cosent)"
             )
+        inputs = batch.loss_inputs(fields, type(loss_fn).__name__)
         if self.grad_cache is None:
-            q = self.embedder(batch["query"])  # (B, D)
-            d = self.embedder(batch["docs"])  # (B*G, D)
-            loss = loss_fn(q, d, **extras)
+            q = self.embedder(batch.query)  # (B, D)
+            d = self.embedder(batch.docs)  # (B*G, D)
+            loss = loss_fn(q, d, **inputs)
         else:
-            loss = self._grad_cache_step(batch, batch_idx, lambda q, d: loss_fn(q, d, **extras))
-        n = int(batch["query"]["input_ids"].size(0))
+            loss = self._grad_cache_step(batch, batch_idx, lambda q, d: loss_fn(q, d, **inputs))
+        n = batch.size
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        kind = "train/contrastive_loss" if labels is None else "train/pair_loss"
+        kind = "train/pair_loss" if pairs else "train/contrastive_loss"
         self.log(kind, loss, batch_size=n)  # per batch type, for mixtures
         if (lr := current_lr(self)) is not None:
             self.log("train/lr", lr, batch_size=n)
@@ -88,14 +93,14 @@ class ContrastiveModule(L.LightningModule):
         return loss
 
     def _grad_cache_step(
-        self, batch: dict[str, Any], batch_idx: int, loss_fn: Callable[..., torch.Tensor]
+        self, batch: Batch, batch_idx: int, loss_fn: Callable[..., torch.Tensor]
     ) -> torch.Tensor:
         """One GradCache forward/backward over the batch's queries and documents (manual optimization)."""
         assert self.grad_cache is not None and self.manual is not None
         scale = 1.0 / self.manual.accumulate  # as Lightning divides an accumulated loss
         return self.grad_cache(
             self.embedder,
-            [batch["query"], batch["docs"]],
+            [batch.query, batch.docs],
             loss_fn,
             lambda x: self.manual_backward(x * scale),
             no_sync=getattr(self.trainer.strategy.model, "no_sync", None),  # DDP/FSDP wrapper, if any

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from embedlight.data.batch import Batch
 from embedlight.models.embedder import Embedder
 from embedlight.modules.contrastive import ContrastiveModule
 from embedlight.prompts.icl import DEFAULT_ICL_TEMPLATE, DEFAULT_SEPARATOR, resolve_icl_template
@@ -70,13 +71,17 @@ class ICLModule(ContrastiveModule):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return trainable, sum(p.numel() for p in self.parameters())
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = super().training_step(batch, batch_idx)
-        stats = batch.get("icl")
-        if stats:
-            n = int(batch["query"]["input_ids"].size(0))
-            self.log("icl/examples", stats["kept"] / n, batch_size=n)  # mean examples per query
-            counts = {f"icl/{k}": float(stats[k]) for k in ("dropped", "truncated", "all_dropped")}
+        stats = batch.icl
+        if stats is not None:
+            n = batch.size
+            self.log("icl/examples", stats.kept / n, batch_size=n)  # mean examples per query
+            counts = {
+                "icl/dropped": float(stats.dropped),
+                "icl/truncated": float(stats.truncated),
+                "icl/all_dropped": float(stats.all_dropped),
+            }
             self.log_dict(counts, batch_size=n)  # this batch
             self.log_dict(
                 {f"{k}_total": v for k, v in counts.items()},

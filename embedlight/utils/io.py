@@ -3,6 +3,7 @@ writer of text, JSON and JSONL files (atomic, streaming or appending)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -23,11 +24,11 @@ def iter_objects(path: str, what: str = "training file") -> Iterator[tuple[int, 
 
     Lines are decoded as UTF-8 here (a leading BOM is dropped), so an undecodable byte raises a
     :class:`DataFormatError` with the file, the line and the column instead of a bare
-    ``UnicodeDecodeError``.
+    ``UnicodeDecodeError``. A ``.gz`` file is decompressed on the fly.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} not found: {path}")
-    with open(path, "rb") as fh:
+    with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]

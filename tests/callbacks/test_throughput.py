@@ -109,6 +109,18 @@ def test_batch_lengths_finds_every_mask():
     assert [t.tolist() for t in batch_lengths(batch)] == [[2, 1], [4, 4]]
 
 
+def test_a_typed_batch_is_counted_like_its_dict():
+    from embedlight.callbacks.throughput import batch_samples
+    from embedlight.data.batch import Batch, ICLCounts
+
+    query = {"input_ids": torch.zeros(2, 3), "attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}
+    docs = {"input_ids": torch.zeros(2, 4), "attention_mask": torch.ones(2, 4, dtype=torch.long)}
+    batch = Batch(query, docs, query_hash=torch.tensor([1, 2]), icl=ICLCounts(kept=1))
+    assert [t.tolist() for t in batch_lengths(batch)] == [[2, 1], [4, 4]]
+    assert batch_samples(batch, "query") == 2 and batch_samples({"query": query, "docs": docs}, "query") == 2
+    assert batch_samples({"input_ids": torch.zeros(5, 2)}, "query") == 5  # pretraining: the batch itself
+
+
 def test_token_tally_sums_lengths_squares_and_slots():
     tally = TokenTally()
     tally.add({"query": {"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}}, samples=2)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from embedlight.data.jsonl import PAIRS, TRIPLET, read_jsonl, sniff_kind
+from embedlight.data.jsonl import RowKind, read_jsonl, sniff_kind
 from embedlight.utils.io import DataFormatError, iter_records
 
 
@@ -23,12 +23,12 @@ def test_valid_triplets_and_pairs(tmp_path):
     rows = list(read_jsonl(f))
     assert [r["query"] for r in rows] == ["q", "q2"]
     assert rows[1]["neg"] == [] and rows[0]["prompt"] == "task"
-    assert sniff_kind(f) == TRIPLET
+    assert sniff_kind(f) == RowKind.TRIPLET
     g = _write(
         tmp_path / "p.jsonl",
         [{"text1": "a", "text2": "b", "score": 4}, {"sentence1": "a", "sentence2": "b", "label": 0}],
     )
-    assert sniff_kind(g) == PAIRS
+    assert sniff_kind(g) == RowKind.PAIRS
     assert [r["score"] for r in read_jsonl(g)] == [4.0, 0.0]
 
 
@@ -72,3 +72,24 @@ def test_iter_records_yields_objects_and_names_the_line_of_a_non_object(tmp_path
     assert [next(it), next(it)] == [(1, {"a": 1}), (3, {"b": 2})]  # BOM dropped, blank line skipped
     with pytest.raises(DataFormatError, match=r"records.jsonl:4: expected a JSON object, got list"):
         next(it)
+
+
+def test_row_kind_is_an_enum_and_an_unknown_kind_lists_the_valid_ones(tmp_path):
+    from embedlight.data.datamodule import load_rows
+    from embedlight.data.mixture import Source
+
+    assert RowKind.parse("pairs") is RowKind.PAIRS and f"{RowKind.TRIPLET}" == "triplet"
+    assert {k.value for k in RowKind} == {"triplet", "pairs", "text"}
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps({"query": "q", "pos": ["p"]}) + "\n")
+    with pytest.raises(
+        ValueError,
+        match=r"data\.sources\.a\.kind: unknown data kind 'pair'; valid kinds: triplet, pairs, text",
+    ):
+        load_rows([str(f)], "pair", "data.sources.a.kind")
+    with pytest.raises(ValueError, match=r"data\.sources\.s\.kind: unknown data kind 'triplets'"):
+        Source("s", [], kind="triplets")
+    with pytest.raises(ValueError, match=r"unknown data kind 'qa'; valid kinds: triplet, pairs, text"):
+        list(read_jsonl(str(f), "qa"))
+    with pytest.raises(ValueError, match=r"needs triplet or scored-pair rows, found 'text'"):
+        load_rows([str(f)], RowKind.TEXT)

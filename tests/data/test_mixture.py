@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from embedlight.data.jsonl import PAIRS
+from embedlight.data.jsonl import RowKind
 from embedlight.data.mixture import MixtureBatchSampler, MixtureDataset, Source, distinct_chunks
 
 
@@ -21,7 +21,7 @@ def _sources():
     return [
         Source("a", _triplets(40, "a"), weight=1.0),
         Source("b", _triplets(20, "b"), weight=2.0),
-        Source("c", [{"text1": "x", "text2": "y", "score": 1.0}] * 16, kind=PAIRS),
+        Source("c", [{"text1": "x", "text2": "y", "score": 1.0}] * 16, kind=RowKind.PAIRS),
         Source("d", _triplets(16, "d"), in_batch_negatives=False),
     ]
 
@@ -73,7 +73,11 @@ def test_all_ranks_draw_the_same_bucket_at_every_step(world):
     sources = [
         Source("inb", _triplets(70, "i")),
         Source("noinb", _triplets(50, "n"), in_batch_negatives=False),
-        Source("pairs", [{"text1": f"x{i}", "text2": f"y{i}", "score": 1.0} for i in range(40)], kind=PAIRS),
+        Source(
+            "pairs",
+            [{"text1": f"x{i}", "text2": f"y{i}", "score": 1.0} for i in range(40)],
+            kind=RowKind.PAIRS,
+        ),
     ]
     for epoch in range(3):
         shards = []
@@ -188,7 +192,7 @@ def test_group_by_length_keeps_the_rows_and_cuts_padding():
 def test_group_by_length_is_deterministic_shuffled_and_resumable():
     sources = [
         Source("a", _varied(400)),
-        Source("c", [{"text1": "x" * i, "text2": "y", "score": 1.0} for i in range(64)], kind=PAIRS),
+        Source("c", [{"text1": "x" * i, "text2": "y", "score": 1.0} for i in range(64)], kind=RowKind.PAIRS),
     ]
     s1 = MixtureBatchSampler(sources, 8, seed=5, group_by_length=True, megabatch_mult=4)
     s2 = MixtureBatchSampler(sources, 8, seed=5, group_by_length=True, megabatch_mult=4)

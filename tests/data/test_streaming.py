@@ -65,10 +65,10 @@ def test_resume_mid_epoch_gives_the_same_batches(tiny_bert, tmp_path):
     rest = list(resumed)
     assert len(rest) == 13
     for a, b in zip(full[7:], rest):
-        assert torch.equal(a["query"]["input_ids"], b["query"]["input_ids"])
-        assert torch.equal(a["docs"]["input_ids"], b["docs"]["input_ids"])
-        assert torch.equal(a["teacher_scores"], b["teacher_scores"])  # (B, G)
-    assert not torch.equal(full[0]["query"]["input_ids"], rest[0]["query"]["input_ids"])
+        assert torch.equal(a.query["input_ids"], b.query["input_ids"])
+        assert torch.equal(a.docs["input_ids"], b.docs["input_ids"])
+        assert torch.equal(a.teacher_scores, b.teacher_scores)  # (B, G)
+    assert not torch.equal(full[0].query["input_ids"], rest[0].query["input_ids"])
 
 
 def test_sampler_keys_are_all_it_holds_per_row():
@@ -92,7 +92,7 @@ def test_arrow_row_lengths_match_the_python_definition():
 
     import datasets
 
-    from embedlight.data.jsonl import PAIRS
+    from embedlight.data.jsonl import RowKind
     from embedlight.data.mixture import _arrow_lengths
 
     rng = random.Random(0)
@@ -106,9 +106,9 @@ def test_arrow_row_lengths_match_the_python_definition():
     ]
     expected = [len(r["query"]) + sum(len(p) for p in r["pos"]) // len(r["pos"]) for r in rows]
     ds = datasets.Dataset.from_list(rows)
-    assert _arrow_lengths(ds, "triplet", batch_size=64) == expected  # several batches
-    assert _arrow_lengths(ds.select([5, 3, 1]), "triplet") == [expected[5], expected[3], expected[1]]
+    assert _arrow_lengths(ds, RowKind.TRIPLET, batch_size=64) == expected  # several batches
+    assert _arrow_lengths(ds.select([5, 3, 1]), RowKind.TRIPLET) == [expected[5], expected[3], expected[1]]
     pairs = [{"text1": "x" * i, "text2": "yé" * i, "score": 1.0} for i in range(50)]
-    assert _arrow_lengths(datasets.Dataset.from_list(pairs), PAIRS, batch_size=16) == [
+    assert _arrow_lengths(datasets.Dataset.from_list(pairs), RowKind.PAIRS, batch_size=16) == [
         3 * i for i in range(50)
     ]

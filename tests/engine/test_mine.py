@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from embedlight.data.jsonl import TRIPLET, read_jsonl
+from embedlight.data.jsonl import RowKind, read_jsonl
 from embedlight.engine.mining.run import run as mine
 from embedlight.engine.mining.store import encode_to_memmap
 from tests.engine.fakes import FakeEncoder, fake_model, random_table
@@ -55,7 +55,7 @@ def test_mined_rows_match_brute_force(tmp_path):
         ],
     )
     summary = mine(cfg, model=fake_model(table))
-    mined = list(read_jsonl(str(out), TRIPLET))  # valid FlagEmbedding rows
+    mined = list(read_jsonl(str(out), RowKind.TRIPLET))  # valid FlagEmbedding rows
     raw = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(mined) == len(rows) and summary["counts"]["rows"] == len(rows)
     D = np.stack([table[d] for d in docs])

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from embedlight.data.jsonl import TRIPLET, read_jsonl
+from embedlight.data.jsonl import RowKind, read_jsonl
 from embedlight.engine.mining.run import run as mine
 from tests.engine.test_mine import _cfg
 
@@ -45,7 +45,7 @@ def test_mine_msmarco_subset(shared_data, tiny_bert, tmp_path):
     summary = mine(cfg)
     assert summary["n_corpus"] == len(set(docs.values()))
     mined = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(list(read_jsonl(str(out), TRIPLET))) == len(mined) == len(pos)
+    assert len(list(read_jsonl(str(out), RowKind.TRIPLET))) == len(mined) == len(pos)
     for row in mined:
         assert len(row["neg"]) == 15 == len(row["neg_scores"]) == len(set(row["neg"]))
         assert not set(row["neg"]) & set(row["pos"])  # a positive is never a negative

@@ -12,7 +12,8 @@ import torch
 
 from embedlight.evaluation import Evaluator, RetrievalEvaluator, TextEncoder, run_evaluators
 from embedlight.evaluation import retrieval as retrieval_mod
-from embedlight.evaluation.retrieval import compute_retrieval_metrics, load_beir, read_qrels
+from embedlight.evaluation.beir import load_beir, read_qrels
+from embedlight.evaluation.retrieval import compute_retrieval_metrics
 
 SHARED = os.environ.get(
     "EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")

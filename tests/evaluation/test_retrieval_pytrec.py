@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from embedlight.evaluation.retrieval import RetrievalEvaluator, compute_retrieval_metrics, load_beir
+from embedlight.evaluation.beir import load_beir
+from embedlight.evaluation.retrieval import RetrievalEvaluator, compute_retrieval_metrics
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from embedlight.evaluation import STSEvaluator
-from embedlight.evaluation.sts import average_ranks, load_sts, spearman
+from embedlight.evaluation.sts import average_ranks, spearman
+from embedlight.evaluation.sts_data import load_sts
 
 SHARED = os.environ.get(
     "EMBEDLIGHT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
@@ -200,3 +201,21 @@ def test_semeval_real_counts():
     assert len(load_sts(os.path.join(SEMEVAL, "STS16"))) == 1186  # 4-column input, sparse gold
     with pytest.raises(FileNotFoundError, match="point `path` at one of them"):
         load_sts(SEMEVAL)
+
+
+def test_jsonl_goes_through_the_one_reader_and_may_be_gzipped(tmp_path):
+    import gzip
+
+    rows = [{"sentence1": "a", "sentence2": "b", "label": 1}, {"text1": "c", "text2": "d", "score": 2.5}]
+    path = tmp_path / "pairs.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("\ufeff" + "".join(json.dumps(r) + "\n" for r in rows) + "\n")  # a BOM and a blank line
+    data = load_sts(str(path))  # format auto: jsonl
+    assert (data.text1, data.text2, data.scores) == (["a", "c"], ["b", "d"], [1.0, 2.5])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"text1": "a", "text2": "b", "score": 1}\n{"text1": "\xff"}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid UTF-8: byte 0xff at column 12"):
+        load_sts(str(bad))
+    bad.write_text('{"text1": "a", "text2": "b", "score": 1}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: expected a JSON object, got list"):
+        load_sts(str(bad))

@@ -133,16 +133,16 @@ class BatchRecorder(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        kind = "pairs" if "labels" in batch else "triplet"
-        if kind == "triplet" and batch.get("in_batch_negatives") is False:
+        kind = str(batch.kind)  # pairs or triplet
+        if kind == "triplet" and batch.in_batch_negatives is False:
             kind = "triplet_no_inbatch"
-        qh = batch.get("query_hash")
+        qh = batch.query_hash
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
             "batch_idx": batch_idx,
             "kind": kind,
-            "rows": int(batch["query"]["input_ids"].size(0)),
+            "rows": batch.size,
             "query_hash": qh.tolist() if qh is not None else None,
         }
         with open(f"{self.path}.rank{trainer.global_rank}.jsonl", "a") as fh:

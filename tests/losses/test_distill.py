@@ -170,9 +170,9 @@ def _mean_kl(module, datamodule, loss):
     module.eval()
     with torch.no_grad():
         value = loss(
-            module.embedder(batch["query"]),
-            module.embedder(batch["docs"]),
-            teacher_scores=batch["teacher_scores"],
+            module.embedder(batch.query),
+            module.embedder(batch.docs),
+            teacher_scores=batch.teacher_scores,
         )
     module.train()
     return value.item()
@@ -219,9 +219,9 @@ def test_collator_adds_teacher_scores_only_when_every_row_has_them(tiny_bert):
     collate = ContrastiveCollator(AutoTokenizer.from_pretrained(tiny_bert), [Source("s", [])])
     scored = {"source": 0, "query": "q", "docs": ["a", "b"], "teacher_scores": [2.0, -1.0]}
     batch = collate([scored, {**scored, "teacher_scores": [0.5, 0.25]}])
-    assert torch.equal(batch["teacher_scores"], torch.tensor([[2.0, -1.0], [0.5, 0.25]]))  # (B, G)
+    assert torch.equal(batch.teacher_scores, torch.tensor([[2.0, -1.0], [0.5, 0.25]]))  # (B, G)
     plain = {"source": 0, "query": "q", "docs": ["a", "b"]}
-    assert "teacher_scores" not in collate([scored, plain])
+    assert collate([scored, plain]).teacher_scores is None
 
 
 def test_distill_kl_is_fp32_under_bf16_autocast():

@@ -142,18 +142,18 @@ def _collator(
 def _decoded(tok, batch: dict) -> list[str]:
     return [
         tok.decode(ids[mask.bool()], skip_special_tokens=True)
-        for ids, mask in zip(batch["query"]["input_ids"], batch["query"]["attention_mask"])
+        for ids, mask in zip(batch.query["input_ids"], batch.query["attention_mask"])
     ]
 
 
 def test_zero_shot_mode_collates_without_examples(tok):
     coll = _collator(tok, "zero_shot")
     batch = coll(batch_rows(rows(4)))
-    assert batch["icl"]["kept"] == 0
+    assert batch.icl.kept == 0
     for text in _decoded(tok, batch):
         assert text.count("instruct") == 1
-    assert batch["docs"]["input_ids"].size(0) == 8  # documents raw: 4 queries x (pos + neg)
-    assert tok.decode(batch["docs"]["input_ids"][0], skip_special_tokens=True).strip().startswith("a")
+    assert batch.docs["input_ids"].size(0) == 8  # documents raw: 4 queries x (pos + neg)
+    assert tok.decode(batch.docs["input_ids"][0], skip_special_tokens=True).strip().startswith("a")
 
 
 def test_fixed_mode_uses_the_task_list(tok):
@@ -218,7 +218,7 @@ def test_datamodule_fixed_mode_reads_examples_dir(tok, tmp_path):
     )
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
-    assert batch["icl"]["kept"] == 2
+    assert batch.icl.kept == 2
     assert all("big bank" in t and TASK in t for t in _decoded(tok, batch))
 
 
@@ -237,7 +237,7 @@ def test_datamodule_dynamic_end_to_end(tok, tmp_path):
     dm.setup()
     batches = list(dm.train_dataloader())
     assert len(batches) == 2
-    assert all(b["query"]["input_ids"][:, -1].eq(tok.eos_token_id).all() for b in batches)  # left padding
+    assert all(b.query["input_ids"][:, -1].eq(tok.eos_token_id).all() for b in batches)  # left padding
 
 
 # ICLDataModule takes its own arguments and passes every other one to ContrastiveDataModule

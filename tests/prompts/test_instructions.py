@@ -50,5 +50,5 @@ def test_collator_applies_instructions(tiny_bert):
     assert col.query_instruction(2, None) == "Instruct: default task\nQuery: "
     assert col.query_instruction(2, "row task") == "Instruct: row task\nQuery: "
     batch = col([{"source": 0, "query": "the cat", "docs": ["a dog", "a fish"], "prompt": None}])
-    assert batch["query"]["input_ids"].shape[0] == 1 and batch["docs"]["input_ids"].shape[0] == 2
-    assert batch["query"]["instruction_mask"].sum() > 0 and batch["in_batch_negatives"] is True
+    assert batch.query["input_ids"].shape[0] == 1 and batch.docs["input_ids"].shape[0] == 2
+    assert batch.query["instruction_mask"].sum() > 0 and batch.in_batch_negatives is True
