@@ -63,11 +63,12 @@ def test_a_malformed_mined_file_names_file_line_and_field(tmp_path):
     from types import SimpleNamespace
 
     from embedlight.callbacks import RefreshNegatives
+    from embedlight.data.jsonl import RowKind
     from embedlight.utils.io import DataFormatError
 
     got = {}
     dm = SimpleNamespace(
-        sources=[SimpleNamespace(name="s", kind="triplet")], set_negatives=lambda v, m: got.update(m)
+        sources=[SimpleNamespace(name="s", kind=RowKind.TRIPLET)], set_negatives=lambda v, m: got.update(m)
     )
     cb = RefreshNegatives(every_n_steps=1, output_dir=str(tmp_path))
     path = cb.path(None, 1, "s")
