@@ -7,10 +7,13 @@ command line with no YAML file per component.
 
 Group contracts:
 
-* ``backbone``: an ``nn.Module`` with ``forward(input_ids, attention_mask) -> (B, L, H)`` hidden
-  states, attributes ``hidden_size``, ``tokenizer``, ``model`` (the Hugging Face model) and
-  ``padding_side``, and ``save_pretrained(dir, padding_side=None)``; optionally ``layer_classes``
-  (its transformer-layer classes, the FSDP wrap and activation-checkpointing units).
+* ``backbone``: a subclass of :class:`embedlight.backbones.base.Backbone` (Hugging Face models:
+  :class:`embedlight.backbones.hf_base.HFBackbone`), which declares everything callers read:
+  ``forward(input_ids, attention_mask) -> (B, L, H)`` hidden states, ``hidden_size``,
+  ``tokenizer``, ``padding_side``, ``append_eos`` (whether [EOS] is appended to every input),
+  ``layer_classes`` (its transformer-layer classes, the FSDP wrap and activation-checkpointing
+  units), ``flop_model()`` and ``save_pretrained(dir, padding_side=None)``. Bundled short names
+  (``all-MiniLM-L6-v2``, ``smollm2``) are listed in :mod:`embedlight.backbones.bundled`.
 * ``pooler``: an ``nn.Module`` with ``bind(hidden_size)`` (builds an optional projection head),
   ``out_dim`` and ``forward(hidden (B, L, H), attention_mask (B, L), instruction_mask (B, L) | None)
   -> (B, D)``.

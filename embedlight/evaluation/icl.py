@@ -78,7 +78,7 @@ class ICLEncoder:
         self.mode = mode
         self.task = task
         self.examples = list(examples) if mode == "few_shot" else []
-        self.append_eos = bool(getattr(embedder.backbone, "append_eos", False)) and mode != "prompteol"
+        self.append_eos = embedder.backbone.append_eos and mode != "prompteol"
         self.builder = ICLPromptBuilder(
             embedder.tokenizer, template, separator, query_max_len, append_eos=self.append_eos
         )

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedlight.backbones.base import Backbone
 from embedlight.data.limits import check_max_len
 from embedlight.data.tokenize import tokenize
+from embedlight.models.export import export_embedder
+from embedlight.poolers.base import Pooler
 from embedlight.prompts.instructions import render, resolve_template
-from embedlight.utils.io import write_json
-
-# the padding side written into exported tokenizers (what sentence-transformers' poolers assume)
-EXPORT_PADDING_SIDE = "right"
 
 
 class Embedder(nn.Module):
@@ -36,8 +33,8 @@ class Embedder(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
-        pooler: nn.Module,
+        backbone: Backbone,
+        pooler: Pooler,
         normalize: bool = True,
         query_instruction: str | None = None,
         doc_instruction: str | None = None,
@@ -45,8 +42,7 @@ class Embedder(nn.Module):
         max_length: int = 512,
     ) -> None:
         super().__init__()
-        eos = int(bool(getattr(backbone, "append_eos", False)))
-        check_max_len("embedder.max_length", max_length, getattr(backbone, "tokenizer", None), eos)
+        check_max_len("embedder.max_length", max_length, backbone.tokenizer, int(backbone.append_eos))
         self.backbone = backbone
         self.pooler = pooler.bind(backbone.hidden_size)
         self.normalize = normalize
@@ -132,7 +128,7 @@ class Embedder(nn.Module):
             (N, D) float32 embeddings on the CPU, in input order.
         """
         max_length = max_length or self.max_length
-        eos = getattr(self.backbone, "append_eos", False) if append_eos is None else append_eos
+        eos = self.backbone.append_eos if append_eos is None else append_eos
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -151,116 +147,11 @@ class Embedder(nn.Module):
         return out
 
     def export(self, directory: str, extra: Mapping[str, Any] | None = None) -> str:
-        """Write a folder loadable by ``transformers.AutoModel`` and ``sentence_transformers.SentenceTransformer``.
-
-        The backbone goes to the root (safetensors + tokenizer); sentence-transformers' module files
-        reproduce this pooler, projection head, normalisation and the default prompts.
-
-        The saved tokenizer pads on the right (:data:`EXPORT_PADDING_SIDE`) whatever side training
-        used: older sentence-transformers releases read ``cls``, ``weightedmean`` and
-        ``include_prompt=False`` as if rows were right-padded (6.2, installed here, handles both), and a
-        right-padded row is what every release handles. Embeddings do not depend on the side: the poolers locate real tokens
-        from the attention mask, and decoders count positions over real tokens only (see
-        ``HFDecoder.forward``). The training side is recorded in ``embedlight.json``.
-
-        Returns:
-            ``directory``.
-        """
-        os.makedirs(directory, exist_ok=True)
-        self.backbone.save_pretrained(directory, padding_side=EXPORT_PADDING_SIDE)
-        mode = getattr(self.pooler, "st_pooling_mode", None)
-        if mode is None:
-            raise ValueError(
-                f"{type(self.pooler).__name__} has no sentence-transformers pooling mode to export"
-            )
-        hidden = self.backbone.hidden_size
-        modules: list[dict[str, Any]] = [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]
-        write_json(
-            os.path.join(directory, "1_Pooling", "config.json"),
-            {
-                "word_embedding_dimension": hidden,
-                "pooling_mode_cls_token": mode == "cls",
-                "pooling_mode_mean_tokens": mode == "mean",
-                "pooling_mode_max_tokens": False,
-                "pooling_mode_mean_sqrt_len_tokens": False,
-                "pooling_mode_weightedmean_tokens": mode == "weightedmean",
-                "pooling_mode_lasttoken": mode == "lasttoken",
-                "include_prompt": self.pooler.st_include_prompt,
-            },
-        )
-        linears = [m for m in self.pooler.head.modules() if isinstance(m, nn.Linear)]
-        for j, layer in enumerate(linears):
-            last = j == len(linears) - 1
-            idx = len(modules)
-            path = f"{idx}_Dense"
-            act = "torch.nn.modules.linear.Identity" if last else "torch.nn.modules.activation.GELU"
-            write_json(
-                os.path.join(directory, path, "config.json"),
-                {
-                    "in_features": layer.in_features,
-                    "out_features": layer.out_features,
-                    "bias": layer.bias is not None,
-                    "activation_function": act,
-                },
-            )
-            tensors = {"linear.weight": layer.weight.detach().float().contiguous().cpu()}
-            if layer.bias is not None:
-                tensors["linear.bias"] = layer.bias.detach().float().contiguous().cpu()
-            save_file(tensors, os.path.join(directory, path, "model.safetensors"))
-            modules.append(
-                {"idx": idx, "name": str(idx), "path": path, "type": "sentence_transformers.models.Dense"}
-            )
-        if self.normalize:
-            idx = len(modules)
-            os.makedirs(os.path.join(directory, f"{idx}_Normalize"), exist_ok=True)
-            modules.append(
-                {
-                    "idx": idx,
-                    "name": str(idx),
-                    "path": f"{idx}_Normalize",
-                    "type": "sentence_transformers.models.Normalize",
-                }
-            )
-        write_json(os.path.join(directory, "modules.json"), modules)
-        write_json(
-            os.path.join(directory, "sentence_bert_config.json"),
-            {"max_seq_length": self.max_length, "do_lower_case": False},
-        )
-        write_json(
-            os.path.join(directory, "config_sentence_transformers.json"),
-            {
-                "prompts": self.prompts,
-                "default_prompt_name": None,
-                "similarity_fn_name": "cosine",
-                **self._dims_metadata(),  # informational: sentence-transformers ignores it
-            },
-        )
-        write_json(
-            os.path.join(directory, "embedlight.json"),
-            {
-                "pooler": type(self.pooler).__name__,
-                "pooling_mode": mode,
-                "normalize": self.normalize,
-                "exclude_instruction": self.pooler.exclude_instruction,
-                "prompts": self.prompts,
-                "append_eos": bool(getattr(self.backbone, "append_eos", False)),
-                "padding_side": EXPORT_PADDING_SIDE,
-                "training_padding_side": self.backbone.padding_side,
-                "max_length": self.max_length,
-                **self._dims_metadata(),
-                **dict(extra or {}),
-            },
-        )
-        return directory
+        """Write a folder loadable by ``transformers`` and ``sentence-transformers``; see
+        :func:`embedlight.models.export.export_embedder`. Returns ``directory``."""
+        return export_embedder(self, directory, extra)
 
     # --- Matryoshka (Kusupati et al., 2022): nested prefixes of the embedding -----------------------
-
-    def _dims_metadata(self) -> dict[str, Any]:
-        """Export metadata of the trained prefix sizes (empty when only the full vector was trained)."""
-        return {"matryoshka_dims": list(self.trained_dims)} if self.trained_dims else {}
 
     def eval_dims(self) -> list[int]:
         """Trained prefix sizes smaller than the full embedding, largest first (evaluated separately)."""

@@ -30,22 +30,20 @@ def run_dir_of(ckpt_path: str) -> str:
 def load_checkpoint_embedder(ckpt_path: str, device: str = "cpu") -> tuple[Any, Mapping[str, Any]]:
     """Rebuild the :class:`~embedlight.models.embedder.Embedder` of a run from its Hydra config and checkpoint.
 
-    The backbone, pooler and embedder are instantiated from ``<run>/.hydra/config.yaml``; the weights
-    come from the checkpoint's ``state_dict`` (``embedder.*``), read with ``torch.load(weights_only=True)``.
+    The backbone, pooler and embedder are built from ``<run>/.hydra/config.yaml`` by
+    :func:`~embedlight.models.build.build_embedder`, as training built them; the weights come from
+    the checkpoint's ``state_dict`` (``embedder.*``), read with ``torch.load(weights_only=True)``.
 
     Returns:
         ``(embedder, data_config)``: the model in eval mode and the run's ``data`` section (its query
         instruction is what the model was trained with).
     """
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from embedlight.registry import _load_all
+    from embedlight.models.build import build_embedder
 
-    _load_all()
     cfg = OmegaConf.load(os.path.join(run_dir_of(ckpt_path), ".hydra", "config.yaml"))
-    backbone = instantiate(cfg.backbone)
-    embedder = instantiate(cfg.embedder, backbone=backbone, pooler=instantiate(cfg.pooler))
+    embedder = build_embedder(cfg)
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
     weights = {k[len("embedder.") :]: v for k, v in state.items() if k.startswith("embedder.")}
     if not weights:

@@ -21,10 +21,12 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from embedlight.backbones.base import Backbone
 from embedlight.callbacks import AtomicCheckpointIO, ExactResume, FiniteGuard, ValidationCallback
 from embedlight.callbacks.finite import check_finite_weights
 from embedlight.callbacks.validation import load_best_weights
 from embedlight.evaluation import run_evaluators
+from embedlight.models.build import build_backbone, build_embedder
 from embedlight.registry import _load_all
 from embedlight.strategies import build_strategy
 from embedlight.training.loggers import finish as finish_loggers
@@ -35,9 +37,73 @@ log = logging.getLogger("embedlight.train")
 _load_all()  # registered components must be in the ConfigStore before Hydra composes
 
 
-def _accepted(target: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    params = inspect.signature(get_class(target).__init__).parameters
-    return {k: v for k, v in kwargs.items() if k in params}
+# config keys holding parts that build() injects into the module when they are set -> how to unset
+# one on the command line (a preset writes `<key>: null`)
+INJECTED = {"loss": "~loss", "pair_loss": "~loss@pair_loss"}
+
+
+def _unset_hint(key: str, flag: str) -> str:
+    return f"remove it ({flag} on the command line, `{key}: null` in a preset)"
+
+
+def _init_params(target: str) -> tuple[set[str], bool]:
+    """The ``__init__`` parameter names of ``target`` and whether it takes ``**kwargs``."""
+    params = inspect.signature(get_class(target).__init__).parameters.values()
+    return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def check_parts(cfg: DictConfig) -> None:
+    """Refuse, before anything is built, a configured part the module's ``__init__`` does not take.
+
+    A module takes either an ``embedder`` (``backbone`` + ``pooler`` + ``embedder`` settings) or a bare
+    ``backbone``, and may take the parts in :data:`INJECTED`; one that takes ``**kwargs`` takes all. A part that is set but not taken would
+    be dropped silently; it is an error naming the key instead.
+
+    Raises:
+        ValueError: Naming the config key and how to unset it.
+    """
+    target = cfg.module._target_
+    takes, any_kwarg = _init_params(target)
+    if any_kwarg:
+        return
+    if "embedder" in takes:
+        if cfg.get("pooler") is None:
+            raise ValueError(f"pooler is null, but module {target} takes an embedder: set pooler=<name>")
+    elif "backbone" in takes:
+        if cfg.get("pooler") is not None:
+            raise ValueError(
+                f"pooler: module {target} takes a bare backbone, no pooler, so the configured pooler "
+                f"({cfg.pooler.get('_target_')}) would be ignored; {_unset_hint('pooler', '~pooler')}"
+            )
+    else:
+        raise ValueError(f"module {target} takes neither an embedder nor a backbone")
+    for key, flag in INJECTED.items():
+        if cfg.get(key) is not None and key not in takes:
+            raise ValueError(
+                f"{key}: module {target} takes no {key}, so the configured {key} "
+                f"({cfg[key].get('_target_')}) would be ignored; {_unset_hint(key, flag)}"
+            )
+
+
+def _data_kwargs(cfg: DictConfig, backbone: Backbone) -> dict[str, Any]:
+    """What the datamodule takes from the backbone: its ``tokenizer`` and ``append_eos``, where declared.
+
+    A backbone that appends [EOS] needs a datamodule that does too: one without ``append_eos`` is
+    refused (its batches would lack the token the pooler reads).
+    """
+    target = cfg.data._target_
+    takes, any_kwarg = _init_params(target)
+    kwargs: dict[str, Any] = {}
+    if any_kwarg or "tokenizer" in takes:
+        kwargs["tokenizer"] = backbone.tokenizer
+    if any_kwarg or "append_eos" in takes:
+        kwargs["append_eos"] = backbone.append_eos
+    elif backbone.append_eos:
+        raise ValueError(
+            f"data: {target} takes no append_eos, but backbone {type(backbone).__name__} appends [EOS] "
+            "to every input (its pooler reads it); use a datamodule that appends it, or another backbone"
+        )
+    return kwargs
 
 
 def resolve_resume(resume: str | None, output_dir: str) -> str | None:
@@ -58,18 +124,26 @@ def resolve_resume(resume: str | None, output_dir: str) -> str | None:
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """Instantiate the module (with its injected backbone/pooler/loss) and the datamodule."""
-    backbone = instantiate(cfg.backbone)
-    parts: dict[str, Any] = {"backbone": backbone}
-    if cfg.get("pooler") is not None:
-        pooler = instantiate(cfg.pooler)
-        parts["embedder"] = instantiate(cfg.embedder, backbone=backbone, pooler=pooler)
-    for key in ("loss", "pair_loss"):
+    """Instantiate the module (with its injected embedder or backbone, and loss) and the datamodule.
+
+    The embedder comes from :func:`embedlight.models.build.build_embedder`, the one builder that
+    loading a run's checkpoint uses too. Parts are checked against the module first
+    (:func:`check_parts`): a configured part it does not take stops the run here.
+    """
+    check_parts(cfg)
+    takes, any_kwarg = _init_params(cfg.module._target_)
+    parts: dict[str, Any] = {}
+    if any_kwarg or "embedder" in takes:
+        parts["embedder"] = build_embedder(cfg)
+        backbone = parts["embedder"].backbone
+    else:
+        backbone = parts["backbone"] = build_backbone(cfg)
+    data_kwargs = _data_kwargs(cfg, backbone)  # checked before the module is built
+    for key in INJECTED:
         if cfg.get(key) is not None:
             parts[key] = instantiate(cfg[key])
-    module = instantiate(cfg.module, **_accepted(cfg.module._target_, parts))
-    data_kwargs = {"tokenizer": backbone.tokenizer, "append_eos": getattr(backbone, "append_eos", False)}
-    datamodule = instantiate(cfg.data, **_accepted(cfg.data._target_, data_kwargs))
+    module = instantiate(cfg.module, **parts)
+    datamodule = instantiate(cfg.data, **data_kwargs)
     return module, datamodule
 
 

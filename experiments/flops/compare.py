@@ -14,7 +14,9 @@ import torch  # noqa: E402
 
 from embedlight.backbones.hf_decoder import HFDecoder  # noqa: E402
 from embedlight.backbones.hf_encoder import HFEncoder  # noqa: E402
+from embedlight.models.embedder import Embedder  # noqa: E402
 from embedlight.modules.retromae import RetroMAEModule  # noqa: E402
+from embedlight.poolers.cls import CLSPooler  # noqa: E402
 from embedlight.utils.io import write_json  # noqa: E402
 
 
@@ -32,7 +34,9 @@ rows = {}
 minilm = HFEncoder("all-MiniLM-L6-v2")
 full = minilm.flop_model()
 rows["MiniLM-L6 contrastive (full fine-tune)"] = (old_per_token(minilm.model), full.train_flops(T, T * T) / T)
-retro = RetroMAEModule(HFEncoder("all-MiniLM-L6-v2"), mode="enhanced", mlm_head="fresh")
+retro = RetroMAEModule(
+    Embedder(HFEncoder("all-MiniLM-L6-v2"), CLSPooler()), mode="enhanced", mlm_head="fresh"
+)
 rows["MiniLM-L6 RetroMAE enhanced (encoder 30%, decoder all)"] = (
     old_per_token(retro.backbone.model),
     retro.flop_model().train_flops(T, T * T) / T,

@@ -19,7 +19,9 @@ import torch
 
 from embedlight.backbones.hf_encoder import HFEncoder
 from embedlight.data.pretrain import PretrainDataModule
+from embedlight.models.embedder import Embedder
 from embedlight.modules.retromae import RetroMAEModule
+from embedlight.poolers.cls import CLSPooler
 
 
 def main() -> None:
@@ -35,7 +37,7 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=64)
     args = p.parse_args()
 
-    module = RetroMAEModule(HFEncoder(args.backbone), mode=args.mode)
+    module = RetroMAEModule(Embedder(HFEncoder(args.backbone), CLSPooler()), mode=args.mode)
     state = torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"]
     module.load_state_dict(state)
     module.eval()

@@ -20,7 +20,9 @@ import torch
 
 from embedlight.backbones.hf_encoder import HFEncoder
 from embedlight.data.pretrain import PretrainDataModule
+from embedlight.models.embedder import Embedder
 from embedlight.modules.retromae import RetroMAEModule
+from embedlight.poolers.cls import CLSPooler
 
 
 def main() -> None:
@@ -54,7 +56,9 @@ def main() -> None:
     batches = iter(dm.train_dataloader())
     for mode in args.modes.split(","):
         torch.manual_seed(0)
-        module = RetroMAEModule(backbone, mode=mode, whole_word_mask=args.whole_word_mask).to(device)
+        module = RetroMAEModule(
+            Embedder(backbone, CLSPooler()), mode=mode, whole_word_mask=args.whole_word_mask
+        ).to(device)
         module.train()
         opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
         batch = {k: v.to(device) for k, v in next(batches).items()}

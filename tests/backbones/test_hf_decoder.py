@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
+from embedlight.backbones.bundled import BUNDLED
 from embedlight.backbones.hf_decoder import HFDecoder
-from embedlight.backbones.resolve import BUNDLED
 from embedlight.data.tokenize import tokenize
 from embedlight.models.embedder import Embedder
 from embedlight.poolers.last_token import LastTokenPooler

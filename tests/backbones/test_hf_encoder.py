@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embedlight.backbones.hf_encoder import HFEncoder, torch_dtype
+from embedlight.backbones.hf_base import torch_dtype
+from embedlight.backbones.hf_encoder import HFEncoder
 from embedlight.backbones.resolve import resolve_pretrained
 
 

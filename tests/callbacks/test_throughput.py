@@ -16,7 +16,9 @@ from embedlight.callbacks.throughput import (
     batch_lengths,
     resolve_flop_model,
 )
+from embedlight.models.embedder import Embedder
 from embedlight.modules.retromae import RetroMAEModule
+from embedlight.poolers.cls import CLSPooler
 from embedlight.training.run import run
 from embedlight.utils.flops import TransformerFlops, row_sums
 from embedlight.utils.matmul_peak import peak_cache_path
@@ -68,7 +70,9 @@ def test_flop_model_matches_torch_flop_counter(tiny_llama, lora):
 
 
 def test_retromae_counts_decoder_and_mlm_heads(tiny_bert):
-    module = RetroMAEModule(HFEncoder(tiny_bert), mode="enhanced", encoder_mask_ratio=0.3)
+    module = RetroMAEModule(
+        Embedder(HFEncoder(tiny_bert), CLSPooler()), mode="enhanced", encoder_mask_ratio=0.3
+    )
     vocab = module.vocab_size
     head = H * H + vocab * H  # dense + tied vocabulary projection
     decoder = 4 * H * H + 2 * H * FF  # one layer shaped like the encoder's
@@ -87,7 +91,7 @@ def test_retromae_counts_decoder_and_mlm_heads(tiny_bert):
         resolve_flop_model(module).train_flops(tokens, squared)
         > module.backbone.flop_model().train_flops(tokens, squared) * 1.5
     )  # the decoder and heads are not free
-    basic = RetroMAEModule(HFEncoder(tiny_bert), mode="basic", decoder_mask_ratio=0.5)
+    basic = RetroMAEModule(Embedder(HFEncoder(tiny_bert), CLSPooler()), mode="basic", decoder_mask_ratio=0.5)
     assert basic.flop_model().train_flops(tokens, squared) == pytest.approx(
         expected - 6 * head * 0.5 * tokens, rel=1e-12
     )

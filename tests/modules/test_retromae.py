@@ -11,13 +11,19 @@ from hydra import compose, initialize_config_module
 from safetensors.torch import load_file
 
 from embedlight.backbones.hf_encoder import HFEncoder
+from embedlight.models.embedder import Embedder
 from embedlight.modules.retromae import RetroMAEModule
+from embedlight.poolers.cls import CLSPooler
 from embedlight.testing import WORDS, make_tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> str:
     return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "bert"), "bert")
+
+
+def _cls_embedder(path: str) -> Embedder:
+    return Embedder(HFEncoder(path), CLSPooler())
 
 
 def _texts(n: int = 48, seed: int = 0) -> list[str]:
@@ -35,7 +41,7 @@ def _batch(backbone: HFEncoder, n: int = 8) -> dict[str, torch.Tensor]:
 
 def test_fresh_head_is_announced_and_masks_live_on_the_batch(tiny, caplog):
     with caplog.at_level(logging.INFO, logger="embedlight.modules.retromae"):
-        module = RetroMAEModule(HFEncoder(tiny))
+        module = RetroMAEModule(_cls_embedder(tiny))
     assert "FRESH MLM head" in caplog.text
     batch = _batch(module.backbone)
     masks = module.build_masks(batch["input_ids"], batch["attention_mask"])
@@ -46,7 +52,7 @@ def test_fresh_head_is_announced_and_masks_live_on_the_batch(tiny, caplog):
 @pytest.mark.parametrize("mode", ["enhanced", "basic"])
 def test_encoder_gets_gradient_from_the_decoder_loss(tiny, mode):
     torch.manual_seed(0)
-    module = RetroMAEModule(HFEncoder(tiny), mode=mode)
+    module = RetroMAEModule(_cls_embedder(tiny), mode=mode)
     module.train()
     batch = _batch(module.backbone)
     out = module(batch["input_ids"], batch["attention_mask"])
@@ -63,7 +69,7 @@ def test_encoder_gets_gradient_from_the_decoder_loss(tiny, mode):
 @pytest.mark.parametrize("mode", ["enhanced", "basic"])
 def test_both_modes_train(tiny, mode):
     torch.manual_seed(0)
-    module = RetroMAEModule(HFEncoder(tiny), mode=mode)
+    module = RetroMAEModule(_cls_embedder(tiny), mode=mode)
     batch = _batch(module.backbone, n=16)
     ids, att = batch["input_ids"], batch["attention_mask"]
     fixed = module.build_masks(ids, att)  # the same masks before and after, dropout off
@@ -90,14 +96,14 @@ def test_both_modes_train(tiny, mode):
 
 def test_export_keeps_the_encoder_and_the_head(tiny, tmp_path, caplog):
     torch.manual_seed(0)
-    module = RetroMAEModule(HFEncoder(tiny), mode="basic", whole_word_mask=True)
+    module = RetroMAEModule(_cls_embedder(tiny), mode="basic", whole_word_mask=True)
     with torch.no_grad():
         module.mlm_head.dense.weight.add_(1.0)
     out = module.export(str(tmp_path / "export"))
     meta = json.loads((tmp_path / "export" / "embedlight.json").read_text())
     assert meta["pooling_mode"] == "cls" and meta["normalize"] and meta["recipe"] == "retromae"
     with caplog.at_level(logging.INFO, logger="embedlight.modules.retromae"):
-        again = RetroMAEModule(HFEncoder(out))
+        again = RetroMAEModule(_cls_embedder(out))
     assert "MLM head loaded" in caplog.text
     assert torch.allclose(again.mlm_head.dense.weight, module.mlm_head.dense.weight)
     emb = again.embedder.encode(["the cat", "a dog"])

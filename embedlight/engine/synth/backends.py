@@ -156,7 +156,6 @@ class HFChatBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        import embedlight.backbones.hf_decoder  # noqa: F401  (registers the bundled smollm2 name)
         from embedlight.backbones.resolve import resolve_pretrained
 
         path = resolve_pretrained(model)
